@@ -1,0 +1,65 @@
+"""glacierkit's exception family.
+
+Every error subclasses a builtin so callers can catch it generically (``ValueError``,
+``FileNotFoundError``, ...) or specifically. Messages say which argument was wrong, what it
+was, what was expected, and how to fix it. The CLI turns these into one-line messages and a
+non-zero exit code; the library never prints or exits.
+"""
+
+from __future__ import annotations
+
+
+class GlacierkitError(Exception):
+    """Base class of every glacierkit error (mixed into builtin-derived classes below)."""
+
+
+class InputError(GlacierkitError, ValueError):
+    """An argument has an invalid value (wrong range, shape, type of content)."""
+
+
+class CRSError(GlacierkitError, ValueError):
+    """A coordinate reference system is missing, unknown or unsuitable."""
+
+
+class GridMismatchError(GlacierkitError, ValueError):
+    """Several rasters given to one function are not on the same grid.
+
+    Raised instead of silently reprojecting or resampling; the message shows both grids and
+    how to align them (``align=`` or :func:`glacierkit.io.reproject.align`).
+    """
+
+
+class NodataError(GlacierkitError, ValueError):
+    """Nodata is inconsistent with the data (e.g. NaNs present but no nodata declared)."""
+
+
+class WindowError(GlacierkitError, ValueError):
+    """A window is empty, zero-sized or lies outside the raster."""
+
+
+class TilingError(GlacierkitError, ValueError):
+    """Tiling parameters are invalid (tile size, overlap, padding)."""
+
+
+class RasterReadError(GlacierkitError, OSError):
+    """A raster file exists but cannot be read (corrupt, truncated, unsupported)."""
+
+
+class VectorReadError(GlacierkitError, OSError):
+    """A vector file exists but cannot be read (corrupt, unsupported, empty)."""
+
+
+class OutputExistsError(GlacierkitError, FileExistsError):
+    """An output file exists and ``overwrite`` was not requested."""
+
+
+class DatasetNotFoundError(GlacierkitError, FileNotFoundError):
+    """An input file or a named example dataset cannot be found."""
+
+
+class DownloadError(GlacierkitError, OSError):
+    """A pinned download failed or its checksum did not match."""
+
+
+class DependencyNotFoundError(GlacierkitError, ImportError):
+    """An optional dependency is missing; the message gives the install command."""

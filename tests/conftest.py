@@ -1,0 +1,58 @@
+"""Shared fixtures: the real data folder and small synthetic rasters with real CRSs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _shared_data() -> Path | None:
+    env = os.environ.get("GLACIERKIT_DATA")
+    for cand in ([Path(env)] if env else []) + [REPO.parent / "shared" / "data"]:
+        if cand.is_dir():
+            return cand
+    return None
+
+
+SHARED = _shared_data()
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The real example data folder; tests using it skip when it is absent."""
+    if SHARED is None:
+        pytest.skip("../shared/data (or GLACIERKIT_DATA) not available")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def yahtse(shared_data: Path) -> Path:
+    return shared_data / "carst_yahtse_landsat8_pair"
+
+
+def write_tif(path: Path, data: np.ndarray, *, crs: str | None = "EPSG:32607",
+              transform: Affine | None = None, nodata: float | int | None = None,
+              **extra) -> Path:
+    """Write a small plain GeoTIFF (not through glacierkit) for reader tests."""
+    arr = data if data.ndim == 3 else data[None]
+    transform = transform or Affine(30.0, 0, 500000.0, 0, -30.0, 6700000.0)
+    with rasterio.open(path, "w", driver="GTiff", width=arr.shape[2], height=arr.shape[1],
+                       count=arr.shape[0], dtype=arr.dtype, crs=crs, transform=transform,
+                       nodata=nodata, **extra) as ds:
+        ds.write(arr)
+    return path
+
+
+@pytest.fixture
+def tif_factory(tmp_path: Path):
+    def make(name: str, data: np.ndarray, **kw) -> Path:
+        return write_tif(tmp_path / name, data, **kw)
+
+    return make
