@@ -134,3 +134,13 @@ def test_zero_size_window(yahtse: Path):
 def test_read_grid_does_not_read_pixels(yahtse: Path):
     g = read_grid(yahtse / "yahtse_srtm_dem.tif")
     assert g.res == (50.0, 50.0) and g.shape == (326, 509)
+
+
+def test_to_xarray_keeps_georeferencing(tif_factory):
+    data = np.arange(12, dtype=np.float32).reshape(3, 4)
+    r = open_raster(tif_factory("x.tif", data))
+    da = r.to_xarray()
+    assert da.dims == ("band", "y", "x") and da.shape == (1, 3, 4)
+    assert da.rio.crs.to_epsg() == 32607
+    assert da.rio.transform() == r.grid.transform
+    assert float(da.x[0]) == 500000.0 + 15.0 and float(da.y[0]) == 6700000.0 - 15.0

@@ -84,6 +84,26 @@ class Raster:
             key = self.band_names.index(key)
         return self.data[key]
 
+    def to_xarray(self):  # noqa: ANN201 - xarray.DataArray, imported lazily
+        """An ``xarray.DataArray`` ``(band, y, x)`` with pixel-centre coordinates and the CRS.
+
+        The CRS and transform are attached with rioxarray (``da.rio.crs``,
+        ``da.rio.transform()``), so the array can be written or reprojected with it.
+        """
+        import rioxarray  # noqa: F401 - registers the .rio accessor
+        import xarray as xr
+
+        rows = np.arange(self.grid.height)
+        cols = np.arange(self.grid.width)
+        xs, _ = self.grid.xy(np.zeros_like(cols), cols)
+        _, ys = self.grid.xy(rows, np.zeros_like(rows))
+        da = xr.DataArray(self.data, dims=("band", "y", "x"),
+                          coords={"band": list(self.band_names), "y": ys, "x": xs},
+                          attrs={"units": list(self.units)})
+        if self.grid.crs is not None:
+            da = da.rio.write_crs(self.grid.crs).rio.write_transform(self.grid.transform)
+        return da
+
 
 def _resolve_crs(crs: CRS | str | int | os.PathLike[str]) -> CRS:
     if isinstance(crs, CRS):
