@@ -24,11 +24,12 @@ def test_stretch_range_and_nan():
 def test_quicklook_with_outline(tif_factory, tmp_path: Path):
     data = np.random.default_rng(1).random((50, 80)).astype(np.float32)
     r = open_raster(tif_factory("img.tif", data))
-    left, bottom, right, top = r.grid.bounds
+    left, bottom, _, _ = r.grid.bounds
     poly = gpd.GeoDataFrame(geometry=[box(left + 300, bottom + 300, left + 900, bottom + 900)],
                             crs=32607)
     out = quicklook(r, tmp_path / "q.png", outlines=[(poly, "red", "test")], title="t")
-    img = np.asarray(Image.open(out).convert("RGB"))
+    with Image.open(out) as im:
+        img = np.asarray(im.convert("RGB"))
     assert img.shape[0] > 100 and img.shape[1] > 100
     # The red outline is drawn somewhere in the figure.
     red = (img[..., 0] > 200) & (img[..., 1] < 60) & (img[..., 2] < 60)

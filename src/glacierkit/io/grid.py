@@ -71,7 +71,7 @@ class Grid:
 
     # ------------------------------------------------------------------ constructors
     @classmethod
-    def from_dataset(cls, ds) -> Grid:  # noqa: ANN001 - rasterio DatasetReader
+    def from_dataset(cls, ds) -> Grid:
         """Build the grid of an open rasterio dataset."""
         tags = ds.tags()
         pixel_is = "point" if tags.get("AREA_OR_POINT", "Area").lower() == "point" else "area"
@@ -189,7 +189,7 @@ class Grid:
         t = self.transform @ Affine.translation(window.col_off, window.row_off)
         return replace(self, transform=t, shape=(int(window.height), int(window.width)))
 
-    def xy(self, row, col, *, offset: Literal["center", "ul"] = "center"):  # noqa: ANN001
+    def xy(self, row, col, *, offset: Literal["center", "ul"] = "center"):
         """Map coordinates of pixel ``(row, col)`` (scalars or arrays); centre by default."""
         d = 0.5 if offset == "center" else 0.0
         t = self.transform
@@ -199,7 +199,7 @@ class Grid:
         c = np.asarray(col, dtype="float64") + d
         return (t.a * c + t.b * r + t.c, t.d * c + t.e * r + t.f)
 
-    def rowcol(self, x, y):  # noqa: ANN001
+    def rowcol(self, x, y):
         """Fractional ``(row, col)`` of map coordinates (pixel corners at integers)."""
         import numpy as np
 

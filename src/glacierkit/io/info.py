@@ -133,5 +133,5 @@ def describe_vector(path: Path) -> dict[str, Any]:
     fields = dict(zip([str(f) for f in meta["fields"]], [str(t) for t in meta["dtypes"]],
                       strict=True))
     return {"kind": "vector", "path": str(path), "driver": meta.get("driver"), "crs": crs,
-            "epsg": epsg, "feature_count": int(len(gdf)), "geometry_types": types,
+            "epsg": epsg, "feature_count": len(gdf), "geometry_types": types,
             "fields": fields, "bounds": [float(v) for v in gdf.total_bounds] if len(gdf) else None}

@@ -84,7 +84,7 @@ class Raster:
             key = self.band_names.index(key)
         return self.data[key]
 
-    def to_xarray(self):  # noqa: ANN201 - xarray.DataArray, imported lazily
+    def to_xarray(self):
         """An ``xarray.DataArray`` ``(band, y, x)`` with pixel-centre coordinates and the CRS.
 
         The CRS and transform are attached with rioxarray (``da.rio.crs``,

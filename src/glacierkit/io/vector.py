@@ -28,7 +28,7 @@ from glacierkit.errors import (
     VectorReadError,
 )
 from glacierkit.io.grid import Grid
-from glacierkit.io.writer import check_output_path
+from glacierkit.io.writer import check_output_path, publish_file
 
 log = logging.getLogger(__name__)
 
@@ -199,7 +199,7 @@ def write_vector(gdf: gpd.GeoDataFrame, path: str | os.PathLike[str], *,
     tmp_path.unlink()  # OGR wants to create the file itself
     try:
         gdf.to_file(tmp_path, layer=layer or p.stem, engine="pyogrio")
-        os.replace(tmp_path, p)
+        publish_file(tmp_path, p)
     finally:
         tmp_path.unlink(missing_ok=True)
     log.info("wrote %s (%d features)", p, len(gdf))

@@ -66,6 +66,18 @@ def check_output_path(path: str | os.PathLike[str], *, overwrite: bool) -> Path:
     return p
 
 
+def publish_file(tmp: Path, target: Path) -> None:
+    """Give a finished temporary file normal permissions and move it onto ``target`` atomically.
+
+    ``tempfile.mkstemp`` creates files readable by the owner only; products get the mode a
+    plain ``open()`` would give them (0o666 minus the process umask).
+    """
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    os.replace(tmp, target)
+
+
 def _default_nodata(dtype: np.dtype) -> float | int | None:
     if np.issubdtype(dtype, np.floating):
         return float("nan")
@@ -205,7 +217,7 @@ class RasterWriter:
             if self.compress in ("deflate", "zstd", "lzw"):
                 opts["PREDICTOR"] = "YES"
             rasterio.shutil.copy(self._tmp, cog_path, driver="COG", **opts)
-            os.replace(cog_path, self.path)
+            publish_file(cog_path, self.path)
             log.info("wrote %s (%s, %d band(s), %s)", self.path, self.grid.describe(),
                      self.count, self.dtype)
         finally:

@@ -15,7 +15,7 @@ import numpy as np
 
 from glacierkit.io.raster import Raster
 from glacierkit.io.vector import to_grid_crs
-from glacierkit.io.writer import check_output_path
+from glacierkit.io.writer import check_output_path, publish_file
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ def quicklook(raster: Raster, path: str | os.PathLike[str], *,
         tmp = out.with_name(f".{out.name}.part.png")
         try:
             fig.savefig(tmp, format="png")
-            os.replace(tmp, out)
+            publish_file(tmp, out)
         finally:
             tmp.unlink(missing_ok=True)
     finally:

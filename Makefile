@@ -1,0 +1,39 @@
+# glacierkit — the two set-up commands of the README:
+#   make demo   creates .venv, installs glacierkit, runs the demo on the real example data
+#   make test   creates .venv, installs glacierkit with the dev extra, runs the test suite
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+DEMO_OUT ?= demo-output
+PYTEST_ARGS ?= -n 2 -m "not slow"
+
+.PHONY: demo test test-slow install lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(BIN)/glacierkit demo --out $(DEMO_OUT) --overwrite
+
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-slow: install
+	$(BIN)/python -m pytest -n 2 -m slow
+
+lint: install
+	$(BIN)/ruff check src tests benchmarks
+
+bench: install
+	$(BIN)/python benchmarks/tiling_memory.py
+	$(BIN)/python benchmarks/velocity_speed.py
+
+clean:
+	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,1 @@
+"""Command-line interface (typer). Only this package turns errors into exit codes."""

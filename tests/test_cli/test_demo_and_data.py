@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import rasterio
+from PIL import Image
+
+from glacierkit.cli.main import main
+from glacierkit.demo import FOUNDATION_STEPS, run_demo
+from glacierkit.errors import OutputExistsError
+
+
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory, shared_data) -> Path:
+    out = tmp_path_factory.mktemp("demo") / "out"
+    run_demo(out, steps=list(FOUNDATION_STEPS))
+    return out
+
+
+def test_demo_writes_valid_cog_and_png(demo_dir: Path):
+    cog = demo_dir / "yahtse_highpass_tiled.tif"
+    with rasterio.open(cog) as ds:
+        assert ds.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
+        assert ds.crs.to_epsg() == 32607 and ds.shape == (1087, 1698)
+        assert ds.res == (15.0, 15.0) and ds.descriptions == ("highpass_pan",)
+    with Image.open(demo_dir / "yahtse_rock_polygons.png") as png:
+        assert png.format == "PNG" and png.size[0] > 400
+    assert (demo_dir / "index.html").read_text().count("<img") >= 3
+
+
+def test_demo_numbers(demo_dir: Path):
+    s = json.loads((demo_dir / "summary.json").read_text())
+    steps = {st["name"]: st for st in s["steps"]}
+    assert steps["info"]["numbers"]["reference_crs"] == "EPSG:32607"
+    # Core blending with overlap = 2 × kernel radius reproduces the whole-scene filter.
+    assert steps["tiling"]["numbers"]["max_abs_diff_tiled_vs_whole_DN"] < 0.01
+    assert steps["outlines"]["numbers"]["rgi_outlines"] == 86
+
+
+def test_demo_refuses_non_empty_folder(tmp_path: Path):
+    (tmp_path / "mine.txt").write_text("keep")
+    with pytest.raises(OutputExistsError):
+        run_demo(tmp_path, steps=[])
+    with pytest.raises(OutputExistsError, match="no previous demo"):
+        run_demo(tmp_path, steps=[], overwrite=True)
+    assert (tmp_path / "mine.txt").exists()
+
+
+def test_data_list_json(shared_data, capsys):
+    assert main(["data", "list", "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    for name in ("carst_yahtse_landsat8_pair", "glaft_kaskawulsh",
+                 "geoutils_everest_exploradores", "aberle_snow_ice_training_points",
+                 "oggm_sample_data"):
+        assert rows[name]["found"] in ("shared", "GLACIERKIT_DATA")
+        assert rows[name]["licence"] and rows[name]["citation"]
+        assert rows[name]["size_bytes"] > 0
+
+
+def test_data_path_unknown(capsys):
+    assert main(["data", "path", "no_such_dataset"]) == 1
+    assert "no_such_dataset" in capsys.readouterr().err
