@@ -13,6 +13,7 @@ from a user-supplied pixel size; :attr:`Grid.is_georeferenced` is then ``False``
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -171,8 +172,12 @@ class Grid:
         rows = [r for _, r in corners]
         c0, c1, r0, r1 = min(cols), max(cols), min(rows), max(rows)
         if snap:
-            c0, r0 = math.floor(c0 + 1e-6), math.floor(r0 + 1e-6)
-            c1, r1 = math.ceil(c1 - 1e-6), math.ceil(r1 - 1e-6)
+            # Tolerance (px) against float round-off: coordinates far from the origin with
+            # tiny pixels (degrees) lose more relative precision.
+            mag = max(abs(v) for v in (*bounds, self.transform.c, self.transform.f))
+            tol = max(1e-6, 64 * sys.float_info.epsilon * mag / min(self.res))
+            c0, r0 = math.floor(c0 + tol), math.floor(r0 + tol)
+            c1, r1 = math.ceil(c1 - tol), math.ceil(r1 - tol)
         if c1 <= 0 or r1 <= 0 or c0 >= self.width or r0 >= self.height:
             raise WindowError(
                 f"bounds {bounds} do not intersect the grid (bounds {self.bounds})."
