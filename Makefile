@@ -29,7 +29,7 @@ test-slow: install
 	$(BIN)/python -m pytest -n 2 -m slow
 
 lint: install
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests $(wildcard benchmarks)
 
 bench: install
 	$(BIN)/python benchmarks/tiling_memory.py
