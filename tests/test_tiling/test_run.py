@@ -347,6 +347,7 @@ def test_run_tiled__grid_mismatch(scene, tif_factory, tmp_path):
     ({"tile_size": 64, "dtype": "complex64"}, InputError, "float or integer dtype"),
     ({"tile_size": 64, "out_bands": 0}, InputError, "out_bands must be >= 1"),
     ({"tile_size": 64, "gdal_cache_mb": 0}, InputError, "gdal_cache_mb"),
+    ({"tile_size": 64, "blocksize": 100}, InputError, "multiple of 16"),
 ])
 def test_run_tiled__bad_options(scene, tmp_path, kwargs, error, match):
     src, _ = scene
@@ -433,3 +434,75 @@ def test_make_executor():
         ThreadExecutor(max_workers=0)
     with pytest.raises(InputError, match="max_in_flight"):
         ThreadExecutor(max_in_flight=0)
+
+
+def _masked_tif(path: Path) -> Path:
+    data = np.arange(60 * 70, dtype=np.uint16).reshape(1, 60, 70)
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
+        with rasterio.open(path, "w", driver="GTiff", width=70, height=60, count=1,
+                           dtype="uint16", crs="EPSG:32607", transform=TRANSFORM) as ds:
+            ds.write(data)
+            mask = np.full((60, 70), 255, np.uint8)
+            mask[10:30, 5:25] = 0
+            ds.write_mask(mask)
+    return path
+
+
+@pytest.mark.parametrize("kind", ["nan_nodata", "value_nodata", "uint16_nodata",
+                                  "undeclared_nan", "int_no_nodata", "internal_mask",
+                                  "float64_multiband"])
+@pytest.mark.parametrize("as_float", [True, False])
+def test_window_reader__agrees_with_open_raster(tif_factory, tmp_path, kind, as_float):
+    """The runner's persistent reader applies exactly open_raster's nodata policy."""
+    from rasterio.windows import Window
+
+    from glacierkit.tiling.run import _WindowReader
+
+    rng = np.random.default_rng(5)
+    f = rng.normal(size=(60, 70)).astype(np.float32)
+    f[rng.random(f.shape) < 0.1] = np.nan
+    if kind == "nan_nodata":
+        path = tif_factory("a.tif", f, nodata=float("nan"))
+    elif kind == "value_nodata":
+        path = tif_factory("a.tif", np.where(np.isnan(f), -9999, f).astype(np.float32),
+                           nodata=-9999.0)
+    elif kind == "uint16_nodata":
+        path = tif_factory("a.tif", rng.integers(0, 5, (60, 70)).astype(np.uint16), nodata=0)
+    elif kind == "undeclared_nan":
+        path = tif_factory("a.tif", f)
+    elif kind == "int_no_nodata":
+        path = tif_factory("a.tif", rng.integers(-5, 5, (60, 70)).astype(np.int16))
+    elif kind == "internal_mask":
+        path = _masked_tif(tmp_path / "a.tif")
+    else:
+        path = tif_factory("a.tif", rng.normal(size=(3, 60, 70)), nodata=float("nan"))
+    reader = _WindowReader()
+    n_invalid = 0
+    try:
+        for w in (Window(0, 0, 70, 60), Window(3, 7, 30, 20), Window(40, 35, 30, 25)):
+            ref = open_raster(path, window=w, as_float=as_float)
+            data, valid = reader.read(path, w, as_float=as_float)
+            assert data.dtype == ref.data.dtype
+            np.testing.assert_array_equal(valid, ref.valid)
+            np.testing.assert_array_equal(data, ref.data)
+            n_invalid += int((~valid).sum())
+    finally:
+        reader.close()
+    assert (n_invalid > 0) == (kind not in ("int_no_nodata", "float64_multiband"))
+
+
+def test_window_reader__pickled_copy_reads_without_handles(scene):
+    import pickle
+
+    from rasterio.windows import Window
+
+    from glacierkit.tiling.run import _WindowReader
+
+    src, data = scene
+    reader = _WindowReader()
+    reader.read(src, Window(0, 0, 10, 10), as_float=True)
+    copy = pickle.loads(pickle.dumps(reader))
+    got, _ = copy.read(src, Window(5, 100, 20, 10), as_float=True)
+    np.testing.assert_array_equal(got, data[:, 100:110, 5:25])
+    assert copy._datasets == {}
+    reader.close()

@@ -4,7 +4,7 @@ Never imports torch. Nothing here resamples except :mod:`glacierkit.io.reproject
 """
 
 from glacierkit.io.grid import Bounds, Grid, check_same_grid, check_window
-from glacierkit.io.raster import Raster, open_raster, read_grid
+from glacierkit.io.raster import Raster, RasterReader, open_raster, read_grid
 from glacierkit.io.reproject import align, check_or_align, reproject
 from glacierkit.io.vector import (
     area_km2,
@@ -20,6 +20,7 @@ __all__ = [
     "Bounds",
     "Grid",
     "Raster",
+    "RasterReader",
     "RasterWriter",
     "align",
     "area_km2",

@@ -177,6 +177,100 @@ def _window_from(grid: Grid, window: Window | None, bounds: Bounds | None) -> Wi
     return window
 
 
+class RasterReader:
+    """An open raster for repeated windowed reads (use as a context manager).
+
+    Opening a file costs far more than reading a small window, so code that reads many
+    windows (the tiling runner) keeps one reader open. A rasterio dataset must not be shared
+    between threads: open one reader per thread.
+
+    Args:
+        path, pixel_size_m, crs, nan_nodata: As for :func:`open_raster`.
+
+    Attributes:
+        path: The file.
+        grid: Its full :class:`~glacierkit.io.grid.Grid`.
+        count: Number of bands.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, pixel_size_m: float | None = None,
+                 crs: CRS | str | int | os.PathLike[str] | None = None,
+                 nan_nodata: Literal["accept", "error"] = "accept") -> None:
+        self.path = Path(path)
+        assigned = _resolve_crs(crs) if crs is not None else None
+        self._nan_nodata = nan_nodata
+        self._ds = _open_dataset(self.path)
+        try:
+            self.grid = _dataset_grid(self._ds, self.path, assigned, pixel_size_m)
+        except BaseException:
+            self._ds.close()
+            raise
+        self.count = int(self._ds.count)
+
+    def __enter__(self) -> RasterReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the file."""
+        self._ds.close()
+
+    def _bands(self, bands: Sequence[int] | None) -> list[int]:
+        idx = list(bands) if bands is not None else list(range(1, self.count + 1))
+        bad = [b for b in idx if not 1 <= b <= self.count]
+        if bad:
+            raise InputError(f"bands {bad} do not exist in {self.path} ({self.count} band(s); "
+                             f"1-based).")
+        return idx
+
+    def read_arrays(self, window: Window | None = None, *, bands: Sequence[int] | None = None,
+                    as_float: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """``(data, valid)`` of a window, both ``(bands, rows, cols)`` (see :func:`open_raster`).
+
+        Raises:
+            WindowError: the window is empty or outside the raster.
+            RasterReadError: the pixels cannot be read (truncated or corrupt file).
+        """
+        ds = self._ds
+        win = _window_from(self.grid, window, None)
+        idx = self._bands(bands)
+        try:
+            arr = ds.read(idx, window=win)
+            msk = None
+            if ds.nodata is None and ds.driver not in _PLAIN_IMAGE_DRIVERS:
+                # Internal/external masks (e.g. GDAL .msk, alpha band) still count as nodata.
+                flags = ds.mask_flag_enums[idx[0] - 1]
+                if any(f.name in ("per_dataset", "alpha") for f in flags):
+                    msk = ds.read_masks(idx, window=win) > 0
+        except RasterioIOError as e:
+            raise RasterReadError(f"cannot read pixels of {self.path} ({e}); the file may be "
+                                  f"truncated or corrupt.") from e
+        valid = _valid_mask(arr, ds.nodata, msk, self.path, self._nan_nodata)
+        if not as_float:
+            return arr, valid
+        data = arr.astype(np.float64 if arr.dtype == np.float64 else np.float32, copy=False)
+        if not valid.all():
+            data = data.copy() if data is arr else data
+            data[~valid] = np.nan
+        return data, valid
+
+    def read(self, window: Window | None = None, *, bands: Sequence[int] | None = None,
+             as_float: bool = True) -> Raster:
+        """A window (default: everything) as a :class:`Raster` with its sub-grid."""
+        win = _window_from(self.grid, window, None)
+        idx = self._bands(bands)
+        data, valid = self.read_arrays(win, bands=idx, as_float=as_float)
+        ds = self._ds
+        full = (win.width, win.height) == (self.grid.width, self.grid.height)
+        return Raster(data=data, grid=self.grid if full else self.grid.window_grid(win),
+                      band_names=tuple(ds.descriptions[b - 1] or f"band_{b}" for b in idx),
+                      units=tuple(ds.units[b - 1] or "" for b in idx), nodata=ds.nodata,
+                      source_dtype=str(ds.dtypes[idx[0] - 1]), valid=valid, path=self.path,
+                      tags=ds.tags())
+
+
 def open_raster(path: str | os.PathLike[str], *, window: Window | None = None,
                 bounds: Bounds | None = None, bands: Sequence[int] | None = None,
                 as_float: bool = True, pixel_size_m: float | None = None,
@@ -209,42 +303,8 @@ def open_raster(path: str | os.PathLike[str], *, window: Window | None = None,
         WindowError: the window is empty or outside the raster.
         NodataError: NaNs without declared nodata and ``nan_nodata="error"``.
     """
-    p = Path(path)
-    assigned = _resolve_crs(crs) if crs is not None else None
-    with _open_dataset(p) as ds:
-        grid = _dataset_grid(ds, p, assigned, pixel_size_m)
-        win = _window_from(grid, window, bounds)
-        idx = list(bands) if bands is not None else list(range(1, ds.count + 1))
-        bad = [b for b in idx if not 1 <= b <= ds.count]
-        if bad:
-            raise InputError(f"bands {bad} do not exist in {p} ({ds.count} band(s); 1-based).")
-        try:
-            arr = ds.read(idx, window=win)
-        except RasterioIOError as e:
-            raise RasterReadError(f"cannot read pixels of {p} ({e}); the file may be "
-                                  f"truncated or corrupt.") from e
-        nodata = ds.nodata
-        names = tuple(ds.descriptions[b - 1] or f"band_{b}" for b in idx)
-        units = tuple(ds.units[b - 1] or "" for b in idx)
-        tags = ds.tags()
-        source_dtype = ds.dtypes[idx[0] - 1]
-        msk = None
-        if nodata is None and ds.driver not in _PLAIN_IMAGE_DRIVERS:
-            # Internal/external masks (e.g. GDAL .msk, alpha band) still count as nodata.
-            flags = ds.mask_flag_enums[idx[0] - 1]
-            if any(f.name in ("per_dataset", "alpha") for f in flags):
-                msk = ds.read_masks(idx, window=win) > 0
-    valid = _valid_mask(arr, nodata, msk, p, nan_nodata)
-    data = arr
-    if as_float:
-        ftype = np.float64 if arr.dtype == np.float64 else np.float32
-        data = arr.astype(ftype, copy=False)
-        if not valid.all():
-            data = data.copy() if data is arr else data
-            data[~valid] = np.nan
-    sub = grid.window_grid(win) if (win.width, win.height) != (grid.width, grid.height) else grid
-    return Raster(data=data, grid=sub, band_names=names, units=units, nodata=nodata,
-                  source_dtype=str(source_dtype), valid=valid, path=p, tags=tags)
+    with RasterReader(path, pixel_size_m=pixel_size_m, crs=crs, nan_nodata=nan_nodata) as r:
+        return r.read(_window_from(r.grid, window, bounds), bands=bands, as_float=as_float)
 
 
 def _valid_mask(arr: np.ndarray, nodata: float | int | None, msk: np.ndarray | None,

@@ -147,8 +147,8 @@ class TileGrid:
 
     shape: tuple[int, int]
     tile_size: tuple[int, int] | int
-    overlap: tuple[int, int] | int = 0
-    edge: EdgeMode = "clamp"
+    overlap: tuple[int, int] | int = field(default=0, kw_only=True)
+    edge: EdgeMode = field(default="clamp", kw_only=True)
     _rows: _Axis = field(init=False, repr=False, compare=False)
     _cols: _Axis = field(init=False, repr=False, compare=False)
 
