@@ -1,0 +1,294 @@
+"""Offset-tracking speed: glacierkit's kernel against per-chip OpenCV and scikit-image loops.
+
+On the real Landsat-8 pair of Yahtse Glacier (``../shared/data/carst_yahtse_landsat8_pair``,
+2016-07-18 → 2016-08-03, 1087 × 1698 px) with chip 32 px, search ±32 px, step 8 px, in one
+process, with the same thread count for everything (``--threads``: OMP/OpenBLAS/MKL env
+variables, ``cv2.setNumThreads`` and glacierkit's ``workers``):
+
+* ``glacierkit``: :func:`glacierkit.velocity.match` on the whole scene (default: coarse to
+  fine, the pyramid depth chosen automatically);
+* ``glacierkit-exhaustive``: the same with ``levels=0`` (one ±32 px FFT search per node at
+  full resolution), to show where the speed comes from;
+* ``cv2.matchTemplate``: a Python loop over nodes, ``TM_CCOEFF_NORMED`` of the 32 px chip in
+  its 96 px search window, integer peak + 3-point parabola per axis;
+* ``skimage phase_cross_correlation``: a Python loop over nodes on 64 px windows centred on
+  the node in both images (phase correlation needs equal sizes; 64 px resolves ±32 px), with
+  ``upsample_factor=20`` (0.05 px).
+
+The baselines run on the interior nodes (whose 96 px window lies inside the image), or on
+every ``--stride``-th of them per axis; glacierkit's throughput counts only the interior
+nodes, although it matches the whole grid (a conservative figure: border nodes are cheap but
+not free). Times are the best of
+``--repeat`` interleaved rounds (wall clock; CPU time is reported too). Offsets are compared
+between methods (median |Δ| per component) on the nodes where all are valid, and their
+spread on stable ground (rock polygons of the data set): median and NMAD, px.
+
+Peak RSS is ``ru_maxrss`` of this process, read after the data are loaded, after the
+glacierkit runs and at the end.
+
+Usage::
+
+    python benchmarks/velocity_speed.py
+    python benchmarks/velocity_speed.py --threads 2 --stride 1 --json velocity_speed.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data" / "carst_yahtse_landsat8_pair"
+REFERENCE = "LC80630182016200LGN00_B8_yahtse.TIF"
+SECONDARY = "LC80630182016216LGN00_B8_yahtse.TIF"
+STABLE = "yahtse_stable_rock.shp"
+CHIP, SEARCH, STEP = 32, 32, 8
+TARGET_RATIO = 3.0
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", type=Path, default=Path(os.environ.get("GLACIERKIT_DATA", DATA.parent))
+                   / DATA.name, help="folder of the Yahtse pair")
+    p.add_argument("--threads", type=int, default=1, help="threads for every method")
+    p.add_argument("--stride", type=int, default=2,
+                   help="baselines use every STRIDE-th interior node per axis")
+    p.add_argument("--repeat", type=int, default=5, help="interleaved timing rounds")
+    p.add_argument("--no-exhaustive", action="store_true",
+                   help="skip the levels=0 glacierkit run")
+    p.add_argument("--json", type=Path, help="also write the results to this JSON file")
+    return p.parse_args(argv)
+
+
+def set_threads(n: int) -> None:
+    """Fix the thread count of every library before they are imported."""
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS"):
+        os.environ[var] = str(n)
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def load(data: Path):
+    import numpy as np
+    import rasterio
+
+    with rasterio.open(data / REFERENCE) as ds:
+        ref, transform, crs = ds.read(1).astype(np.float32), ds.transform, ds.crs
+    with rasterio.open(data / SECONDARY) as ds:
+        sec = ds.read(1).astype(np.float32)
+    return ref, sec, transform, crs
+
+
+def stable_mask(data: Path, shape, transform, crs):
+    """Rock (off-ice) pixels of the data set's stable-ground polygons, bool image."""
+    import geopandas as gpd
+    from rasterio.features import rasterize
+
+    rock = gpd.read_file(data / STABLE).to_crs(crs)
+    return rasterize(((g, 1) for g in rock.geometry), out_shape=shape, transform=transform,
+                     fill=0, dtype="uint8").astype(bool)
+
+
+def timed(func, *args, **kwargs):
+    t_wall, t_cpu = time.perf_counter(), time.process_time()
+    out = func(*args, **kwargs)
+    return out, time.perf_counter() - t_wall, time.process_time() - t_cpu
+
+
+def interior_nodes(rows, cols, shape, stride: int):
+    """Node indices whose 96 px search window (chip + 2 × search) lies inside the image."""
+    import numpy as np
+
+    half = (CHIP - 1) / 2.0 + SEARCH
+    ri = np.flatnonzero((rows - half >= 0) & (rows + half <= shape[0] - 1))[::stride]
+    ci = np.flatnonzero((cols - half >= 0) & (cols + half <= shape[1] - 1))[::stride]
+    return np.meshgrid(ri, ci, indexing="ij")
+
+
+def matchtemplate_loop(ref, sec, rows, cols, ii, jj):
+    """Per-chip cv2.matchTemplate (TM_CCOEFF_NORMED) + 3-point parabola; NaN at border peaks."""
+    import cv2
+    import numpy as np
+
+    out = np.full((ii.size, 2), np.nan)
+    for k, (i, j) in enumerate(zip(ii.ravel(), jj.ravel(), strict=True)):
+        r0 = int(rows[i] - (CHIP - 1) / 2.0)
+        c0 = int(cols[j] - (CHIP - 1) / 2.0)
+        tpl = ref[r0:r0 + CHIP, c0:c0 + CHIP]
+        win = sec[r0 - SEARCH:r0 + CHIP + SEARCH, c0 - SEARCH:c0 + CHIP + SEARCH]
+        res = cv2.matchTemplate(win, tpl, cv2.TM_CCOEFF_NORMED)
+        _, _, _, (px, py) = cv2.minMaxLoc(res)
+        if 0 < py < res.shape[0] - 1 and 0 < px < res.shape[1] - 1:
+            out[k] = (py - SEARCH + _vertex(res[py - 1:py + 2, px]),
+                      px - SEARCH + _vertex(res[py, px - 1:px + 2]))
+    return out
+
+
+def _vertex(v) -> float:
+    den = v[0] - 2.0 * v[1] + v[2]
+    return float(0.5 * (v[0] - v[2]) / den) if den < 0 else 0.0
+
+
+def pcc_loop(ref, sec, rows, cols, ii, jj):
+    """Per-chip skimage phase_cross_correlation on 64 px windows, upsample_factor 20."""
+    import numpy as np
+    from skimage.registration import phase_cross_correlation
+
+    half = CHIP
+    out = np.full((ii.size, 2), np.nan)
+    for k, (i, j) in enumerate(zip(ii.ravel(), jj.ravel(), strict=True)):
+        r0 = int(rows[i] + 0.5) - half  # window centred on the node (a pixel corner)
+        c0 = int(cols[j] + 0.5) - half
+        shift, _, _ = phase_cross_correlation(ref[r0:r0 + 2 * half, c0:c0 + 2 * half],
+                                              sec[r0:r0 + 2 * half, c0:c0 + 2 * half],
+                                              upsample_factor=20)
+        out[k] = -shift  # skimage returns the shift that registers moving onto reference
+    return out
+
+
+def nmad(x) -> float:
+    import numpy as np
+
+    return float(1.4826 * np.median(np.abs(x - np.median(x)))) if x.size else float("nan")
+
+
+def compare(offsets: dict, stable) -> dict:
+    """Median |Δ| between methods on common valid nodes; stable-ground median and NMAD."""
+    import numpy as np
+
+    names = list(offsets)
+    valid = np.all([np.isfinite(o).all(axis=1) for o in offsets.values()], axis=0)
+    diffs = {}
+    for a_i, a in enumerate(names):
+        for b in names[a_i + 1:]:
+            d = np.abs(offsets[a][valid] - offsets[b][valid])
+            diffs[f"{a} vs {b}"] = {"dy": float(np.median(d[:, 0])),
+                                    "dx": float(np.median(d[:, 1])), "n": int(valid.sum())}
+    spread = {}
+    for name, o in offsets.items():
+        for label, sel in (("own_valid", np.isfinite(o).all(axis=1) & stable),
+                           ("common", valid & stable)):
+            spread.setdefault(name, {})[label] = {
+                "n": int(sel.sum()), "median_dy": float(np.median(o[sel, 0])),
+                "median_dx": float(np.median(o[sel, 1])), "nmad_dy": nmad(o[sel, 0]),
+                "nmad_dx": nmad(o[sel, 1])}
+    return {"median_abs_diff_px": diffs, "stable_ground_px": spread,
+            "n_common_valid": int(valid.sum())}
+
+
+def run(args: argparse.Namespace) -> dict:
+    import cv2
+    import numpy as np
+
+    from glacierkit.velocity import Status, match
+
+    cv2.setNumThreads(args.threads)
+    ref, sec, transform, crs = load(args.data)
+    rss_loaded = peak_rss_mb()
+    rock = stable_mask(args.data, ref.shape, transform, crs)
+    kw = {"chip_size_px": CHIP, "search_px": SEARCH, "step_px": STEP, "workers": args.threads}
+    match(ref[:256, :256], sec[:256, :256], **{**kw, "search_px": 8})  # warm-up (imports)
+    times: dict[str, list[tuple[float, float]]] = {}
+    result = None
+    ii = jj = None
+    offsets: dict = {}
+    for _ in range(args.repeat):
+        result, wall, cpu = timed(match, ref, sec, **kw)
+        times.setdefault("glacierkit", []).append((wall, cpu))
+        if ii is None:
+            ii, jj = interior_nodes(result.rows, result.cols, ref.shape, args.stride)
+        mt, wall, cpu = timed(matchtemplate_loop, ref, sec, result.rows, result.cols, ii, jj)
+        times.setdefault("cv2.matchTemplate", []).append((wall, cpu))
+        pc, wall, cpu = timed(pcc_loop, ref, sec, result.rows, result.cols, ii, jj)
+        times.setdefault("skimage.pcc", []).append((wall, cpu))
+        offsets["cv2.matchTemplate"], offsets["skimage.pcc"] = mt, pc
+    rss_kernel = peak_rss_mb()
+    ok = result.status[ii, jj].ravel() == Status.OK
+    ours = np.column_stack([result.dy_px[ii, jj].ravel(), result.dx_px[ii, jj].ravel()])
+    offsets = {"glacierkit": np.where(ok[:, None], ours, np.nan), **offsets}
+    if not args.no_exhaustive:
+        exh, wall, cpu = timed(match, ref, sec, **kw, levels=0)
+        times["glacierkit-exhaustive"] = [(wall, cpu)]
+        ok_e = exh.status[ii, jj].ravel() == Status.OK
+        offsets["glacierkit-exhaustive"] = np.where(
+            ok_e[:, None], np.column_stack([exh.dy_px[ii, jj].ravel(),
+                                            exh.dx_px[ii, jj].ravel()]), np.nan)
+    n_nodes = int(ii.size)
+    n_interior = int(interior_nodes(result.rows, result.cols, ref.shape, 1)[0].size)
+    stable = rock[np.rint(result.rows[ii]).astype(int), np.rint(result.cols[jj]).astype(int)]
+    best = {k: (min(w for w, _ in v), min(c for _, c in v)) for k, v in times.items()}
+    counted = {k: n_interior if k.startswith("glacierkit") else n_nodes for k in best}
+    table = {k: {"seconds_wall": w, "seconds_cpu": c, "nodes": counted[k],
+                 "points_per_s": counted[k] / w, "points_per_s_cpu": counted[k] / c}
+             for k, (w, c) in best.items()}
+    gk = table["glacierkit"]
+    for row in table.values():
+        row["speedup_of_glacierkit"] = gk["points_per_s"] / row["points_per_s"]
+        row["speedup_of_glacierkit_cpu"] = gk["points_per_s_cpu"] / row["points_per_s_cpu"]
+    return {
+        "data": str(args.data), "threads": args.threads, "stride": args.stride,
+        "repeat": args.repeat, "chip_px": CHIP, "search_px": SEARCH, "step_px": STEP,
+        "grid_nodes": int(result.status.size), "interior_nodes": n_interior,
+        "baseline_nodes": n_nodes,
+        "glacierkit_settings": result.settings,
+        "glacierkit_status_counts": {s.name: int((result.status == s).sum()) for s in Status},
+        "methods": table, **compare(offsets, stable.ravel()),
+        "peak_rss_mb": {"after_load": rss_loaded, "after_timed_runs": rss_kernel,
+                        "end": peak_rss_mb()},
+        "target_ratio_vs_matchtemplate": TARGET_RATIO,
+        "meets_target": table["cv2.matchTemplate"]["speedup_of_glacierkit"] >= TARGET_RATIO,
+    }
+
+
+def print_report(rep: dict) -> None:
+    print(f"Yahtse pair, chip {rep['chip_px']} px, search ±{rep['search_px']} px, step "
+          f"{rep['step_px']} px, threads {rep['threads']}, best of {rep['repeat']}; grid "
+          f"{rep['grid_nodes']} nodes, {rep['interior_nodes']} interior (counted for "
+          f"glacierkit), {rep['baseline_nodes']} run by the baselines")
+    print(f"{'method':<24}{'wall s':>9}{'points/s':>11}{'gk ×':>8}{'cpu s':>9}{'gk × cpu':>10}")
+    for name, row in rep["methods"].items():
+        print(f"{name:<24}{row['seconds_wall']:>9.2f}{row['points_per_s']:>11.0f}"
+              f"{row['speedup_of_glacierkit']:>8.2f}{row['seconds_cpu']:>9.2f}"
+              f"{row['speedup_of_glacierkit_cpu']:>10.2f}")
+    print(f"\nmedian |Δ offset| (px) on {rep['n_common_valid']} nodes valid for all methods:")
+    for pair, d in rep["median_abs_diff_px"].items():
+        print(f"  {pair:<48} dy {d['dy']:.4f}  dx {d['dx']:.4f}")
+    print("stable ground (rock), px: n, median dy/dx, NMAD dy/dx (own valid | common nodes)")
+    for name, s in rep["stable_ground_px"].items():
+        a, c = s["own_valid"], s["common"]
+        print(f"  {name:<24}{a['n']:>5} {a['median_dy']:+.3f} {a['median_dx']:+.3f} "
+              f"{a['nmad_dy']:.3f} {a['nmad_dx']:.3f} | {c['n']:>5} {c['nmad_dy']:.3f} "
+              f"{c['nmad_dx']:.3f}")
+    rss = rep["peak_rss_mb"]
+    print(f"peak RSS (MB): after load {rss['after_load']:.0f}, after timed runs "
+          f"{rss['after_timed_runs']:.0f}, end {rss['end']:.0f}")
+    verdict = "meets" if rep["meets_target"] else "MISSES"
+    print(f"glacierkit vs cv2.matchTemplate: "
+          f"{rep['methods']['cv2.matchTemplate']['speedup_of_glacierkit']:.2f}× "
+          f"({verdict} the ≥ {rep['target_ratio_vs_matchtemplate']:.0f}× target)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if not (args.data / REFERENCE).is_file():
+        print(f"data not found: {args.data / REFERENCE} (set --data or GLACIERKIT_DATA)",
+              file=sys.stderr)
+        return 2
+    set_threads(args.threads)
+    rep = run(args)
+    print_report(rep)
+    if args.json:
+        args.json.write_text(json.dumps(rep, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,464 @@
+"""Offset tracking on a regular node grid: NCC / orientation correlation, coarse to fine.
+
+**Sign convention** (the only place it is defined; everything in :mod:`glacierkit.velocity`
+follows it). Offsets are in array order and pixel units: ``dy_px`` along rows (down),
+``dx_px`` along columns (right). They are the displacement of features *from the reference
+to the secondary image*: a feature at ``(r, c)`` in ``reference`` is found at
+``(r + dy_px, c + dx_px)`` in ``secondary``. Each offset belongs to the chip centred on its
+node (``MatchResult.rows``, ``MatchResult.cols``, in pixel-index coordinates where pixel
+centres are integers).
+
+How a node is matched (:func:`match`):
+
+1. **Pyramid.** With ``levels = L > 0`` both images are halved ``L`` times (NaN-aware 5-tap
+   binomial low-pass). The coarsest level searches ``±ceil(search_px / 2^L) + 1`` level
+   pixels around the initial offsets (zero by default) with the same chip size in level
+   pixels, i.e. a chip ``2^L`` times larger on the ground; each finer level searches
+   ``±refine_px`` around the cleaned, interpolated estimate of the level above. Coarse levels
+   match a sparse subset of the nodes (spacing ≈ half their chip on the ground).
+2. **Correlation.** For every node, the taper-weighted zero-mean NCC (or orientation
+   correlation) over all integer shifts of its window, from one FFT product per node and
+   sliding weighted sums for the normalisation, vectorised over batches of nodes
+   (:mod:`glacierkit.velocity._surface`).
+3. **Peak and quality.** Integer peak, peak correlation, SNR (peak / mean |score|) and peak
+   ratio (peak / highest local maximum outside ``±exclusion_px``), all on the surface searched
+   at the finest level (``±refine_px`` when ``levels > 0``, ``±search_px`` otherwise).
+4. **Sub-pixel.** Maximisation of the band-limited interpolant of the normalised correlation,
+   made robust to the windows' wrap-around by a periodic-plus-smooth split
+   (:mod:`glacierkit.velocity._subpixel`); it does not pixel-lock. For ``"oc"`` the integer
+   peak of the orientation correlation is refined on the NCC of the images within ±1 px of it
+   (orientation images are not band-limited, and their own interpolant pixel-locks).
+
+A node that fails gets NaN offsets and a :class:`~glacierkit.velocity.status.Status` code;
+matching never raises because of the content of a chip. It raises
+:class:`~glacierkit.errors.InputError` for invalid arguments (shapes, sizes, names).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import scipy.fft as sfft
+
+from glacierkit.errors import InputError
+from glacierkit.velocity import _predict
+from glacierkit.velocity._level import LevelImages, Method, bad_at, prepare_level, pyr_down
+from glacierkit.velocity._peaks import find_peaks
+from glacierkit.velocity._subpixel import DEFAULT_STEPS, refine
+from glacierkit.velocity._surface import correlate
+from glacierkit.velocity.status import STATUS_DTYPE, Status
+
+log = logging.getLogger(__name__)
+
+METHODS = ("ncc", "oc")
+
+#: Auto pyramid depth keeps the coarsest search radius at or below this (level px).
+_MAX_COARSE_RADIUS = 9
+
+
+@dataclass(frozen=True)
+class MatchResult:
+    """Offsets and quality on the node grid (all 2-D arrays have shape ``(n_rows, n_cols)``).
+
+    Attributes:
+        dy_px: Offset along rows (down), px, float32; NaN where ``status`` is not OK.
+        dx_px: Offset along columns (right), px, float32; NaN where ``status`` is not OK.
+        peak_corr: Correlation at the (sub-pixel) peak, in ``[-1, 1]``, float32.
+        snr: Peak / mean |correlation| over the searched surface, float32.
+        peak_ratio: Peak / second peak outside the exclusion zone, float32 (``inf`` when the
+            second peak is ≤ 0).
+        status: :class:`~glacierkit.velocity.status.Status` codes, uint8.
+        rows: Node centre rows ``(n_rows,)`` in pixel-index coordinates, float64.
+        cols: Node centre columns ``(n_cols,)``, float64.
+        settings: Parameters used (including the pyramid depth actually run).
+    """
+
+    dy_px: np.ndarray
+    dx_px: np.ndarray
+    peak_corr: np.ndarray
+    snr: np.ndarray
+    peak_ratio: np.ndarray
+    status: np.ndarray
+    rows: np.ndarray
+    cols: np.ndarray
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """Node grid shape ``(n_rows, n_cols)``."""
+        return self.status.shape  # type: ignore[return-value]
+
+    @property
+    def ok(self) -> np.ndarray:
+        """Boolean mask of nodes with valid offsets (status OK or FILLED)."""
+        return (self.status == Status.OK) | (self.status == Status.FILLED)
+
+
+@dataclass(frozen=True)
+class _Quality:
+    """Thresholds that turn a found peak into OK / LOW_QUALITY / NODATA."""
+
+    min_peak_corr: float
+    min_snr: float
+    min_peak_ratio: float
+    exclusion_px: int
+    max_nodata_frac: float
+
+
+@dataclass
+class _LevelOut:
+    """Per-node results of one level (level pixels), arrays ``(n,)``."""
+
+    dy: np.ndarray
+    dx: np.ndarray
+    peak: np.ndarray
+    snr: np.ndarray
+    ratio: np.ndarray
+    status: np.ndarray
+
+    @classmethod
+    def empty(cls, n: int) -> _LevelOut:
+        nan = np.full(n, np.nan)
+        return cls(nan.copy(), nan.copy(), nan.copy(), nan.copy(), nan.copy(),
+                   np.full(n, Status.EDGE, dtype=STATUS_DTYPE))
+
+
+def node_grid(shape: tuple[int, int], *, step_px: int,
+              chip_size_px: int) -> tuple[np.ndarray, np.ndarray]:
+    """Centres of the chips of a regular node grid covering an image.
+
+    Node ``(i, j)`` stands for the ``step_px × step_px`` block of pixels starting at
+    ``(i · step_px, j · step_px)``; its chip is the ``chip_size_px`` square centred on that
+    block (to the nearest pixel when ``chip_size_px - step_px`` is odd).
+
+    Args:
+        shape: Image shape ``(rows, cols)`` (px).
+        step_px: Node spacing (px).
+        chip_size_px: Chip size (px).
+
+    Returns:
+        ``(rows, cols)``: chip centre coordinates, float64 arrays of length
+        ``ceil(shape[0] / step_px)`` and ``ceil(shape[1] / step_px)``; pixel centres are at
+        integer coordinates.
+    """
+    offset = (step_px - chip_size_px) // 2 + (chip_size_px - 1) / 2.0
+    rows = np.arange(math.ceil(shape[0] / step_px)) * step_px + offset
+    cols = np.arange(math.ceil(shape[1] / step_px)) * step_px + offset
+    return rows.astype(np.float64), cols.astype(np.float64)
+
+
+def _fast_radius(chip: int, radius: int) -> int:
+    """Smallest radius ≥ ``radius`` whose window ``chip + 2 r`` is a fast FFT length."""
+    r = radius
+    while sfft.next_fast_len(chip + 2 * r, real=True) != chip + 2 * r:
+        r += 1
+    return r
+
+
+def _classify(out: _LevelOut, sel: np.ndarray, pk: Any, ref_energy: np.ndarray,
+              bad: tuple[np.ndarray, np.ndarray], level: LevelImages, q: _Quality) -> None:
+    """Set status, peak, SNR and peak ratio of the nodes ``sel`` of a batch (in place)."""
+    status = np.full(sel.size, Status.OK, dtype=STATUS_DTYPE)
+    low = ((pk.value < q.min_peak_corr) | (pk.snr < q.min_snr)
+           | (pk.ratio < q.min_peak_ratio))
+    status[low] = Status.LOW_QUALITY
+    status[pk.on_border] = Status.EDGE
+    status[~np.isfinite(pk.value) | (ref_energy <= level.texture_floor)] = Status.LOW_TEXTURE
+    status[(bad[0] > q.max_nodata_frac) | (bad[1] > q.max_nodata_frac)] = Status.NODATA
+    out.status[sel] = status
+    out.peak[sel], out.snr[sel], out.ratio[sel] = pk.value, pk.snr, pk.ratio
+
+
+def _match_batch(level: LevelImages, out: _LevelOut, sel: np.ndarray,
+                 geom: tuple[np.ndarray, ...], radius: int, *, q: _Quality,
+                 subpixel: bool) -> None:
+    """Match the nodes ``sel`` (indices into the level's node arrays) and store results."""
+    tl_r, tl_c, pred_r, pred_c = (a[sel] for a in geom)
+    win_rc = (tl_r + pred_r - radius, tl_c + pred_c - radius)
+    surf = correlate(level, (tl_r, tl_c), win_rc, radius, subpixel=subpixel)
+    pk = find_peaks(surf.score, exclusion_px=q.exclusion_px)
+    inner = np.clip(pk.row, 1, 2 * radius - 1), np.clip(pk.col, 1, 2 * radius - 1)
+    steps = DEFAULT_STEPS if subpixel else ()
+    pos_r, pos_c, peak = refine(surf, level, *inner, steps=steps)
+    refined = np.isfinite(pk.value) & ~pk.on_border
+    pk.value = np.where(refined, np.clip(peak, -1.0, 1.0), pk.value)
+    bad = (bad_at(level.ref_bad, tl_r, tl_c),
+           bad_at(level.sec_bad, win_rc[0] + pk.row, win_rc[1] + pk.col))
+    _classify(out, sel, pk, surf.ref_energy, bad, level, q)
+    good = out.status[sel] == Status.OK
+    out.dy[sel] = np.where(good, pred_r + pos_r - radius, np.nan)
+    out.dx[sel] = np.where(good, pred_c + pos_c - radius, np.nan)
+
+
+def _match_level(level: LevelImages, centre_r: np.ndarray, centre_c: np.ndarray,
+                 pred_r: np.ndarray, pred_c: np.ndarray, radius: int, *, q: _Quality,
+                 subpixel: bool, batch_size: int, workers: int) -> _LevelOut:
+    """Match nodes on one level.
+
+    Args:
+        level: Prepared level images.
+        centre_r: Chip centre rows ``(n,)`` (level px).
+        centre_c: Chip centre columns ``(n,)`` (level px).
+        pred_r: Predicted integer row offsets ``(n,)`` (level px).
+        pred_c: Predicted integer column offsets ``(n,)`` (level px).
+        radius: Search radius around the prediction (level px).
+        q: Quality thresholds.
+        subpixel: Refine to sub-pixel precision (else integer-grid quadratic fit).
+        batch_size: Nodes per batch.
+        workers: Threads; batches are processed in parallel.
+
+    Returns:
+        Offsets in level px (NaN on failure), quality and status per node; nodes whose chip
+        or search window leaves the image are EDGE.
+    """
+    chip, (height, width) = level.chip, level.shape
+    size = chip + 2 * radius
+    tl_r = np.floor(centre_r - (chip - 1) / 2.0 + 0.5).astype(np.intp)
+    tl_c = np.floor(centre_c - (chip - 1) / 2.0 + 0.5).astype(np.intp)
+    win_r, win_c = tl_r + pred_r.astype(np.intp) - radius, tl_c + pred_c.astype(np.intp) - radius
+    out = _LevelOut.empty(tl_r.size)
+    inside = ((tl_r >= 0) & (tl_c >= 0) & (tl_r <= height - chip) & (tl_c <= width - chip)
+              & (win_r >= 0) & (win_c >= 0) & (win_r <= height - size) & (win_c <= width - size))
+    active = np.flatnonzero(inside)
+    geom = (tl_r, tl_c, pred_r.astype(np.intp), pred_c.astype(np.intp))
+    batches = [active[i:i + batch_size] for i in range(0, active.size, batch_size)]
+
+    def run(sel: np.ndarray) -> None:
+        _match_batch(level, out, sel, geom, radius, q=q, subpixel=subpixel)
+
+    if workers > 1 and len(batches) > 1:
+        # Batches write disjoint nodes; numpy and scipy.fft release the GIL in the heavy parts.
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(run, batches))
+    else:
+        for sel in batches:
+            run(sel)
+    return out
+
+
+def _check_image(arr: Any, name: str) -> np.ndarray:
+    """A 2-D real array as float64 (NaN = nodata), or :class:`InputError`."""
+    img = np.asarray(arr)
+    if img.ndim != 2:
+        raise InputError(f"{name} must be a 2-D array (rows, cols); got shape {img.shape}. "
+                         "Pass a single band, e.g. data[0].")
+    if np.iscomplexobj(img) or not np.issubdtype(img.dtype, np.number):
+        raise InputError(f"{name} must hold real numbers; got dtype {img.dtype}. Apply "
+                         "pre-filters other than 'orientation' beforehand; method='oc' computes "
+                         "orientations itself.")
+    return img.astype(np.float64)
+
+
+def _check_sizes(shape: tuple[int, int], chip: int, search: int, step: int,
+                 refine_px: int) -> None:
+    """Validate chip, search, step and refine sizes against the image shape."""
+    for name, val, low in (("chip_size_px", chip, 4), ("step_px", step, 1),
+                           ("search_px", search, 0), ("refine_px", refine_px, 1)):
+        if not isinstance(val, (int, np.integer)) or val < low:
+            raise InputError(f"{name} must be an integer ≥ {low}; got {val!r}.")
+    if chip > min(shape):
+        raise InputError(f"chip_size_px={chip} is larger than the image ({shape[0]} × "
+                         f"{shape[1]} px); use a chip no larger than {min(shape)} px.")
+    if chip + 2 * search > min(shape):
+        raise InputError(f"the search window chip_size_px + 2 × search_px = {chip + 2 * search}"
+                         f" px does not fit in the image ({shape[0]} × {shape[1]} px); reduce "
+                         "search_px (use initial_offsets for a known large motion).")
+
+
+def _check_tuning(taper: float, exclusion_px: int, max_nodata_frac: float, batch_size: int,
+                  workers: int) -> None:
+    """Validate the keyword tuning parameters of :func:`match`."""
+    if not 0.0 <= taper <= 1.0:
+        raise InputError(f"taper must lie in [0, 1] (fraction of the chip); got {taper}.")
+    if not 0.0 <= max_nodata_frac <= 1.0:
+        raise InputError(f"max_nodata_frac must lie in [0, 1]; got {max_nodata_frac}.")
+    for name, val, low in (("exclusion_px", exclusion_px, 0), ("batch_size", batch_size, 1),
+                           ("workers", workers, 1)):
+        if not isinstance(val, (int, np.integer)) or val < low:
+            raise InputError(f"{name} must be an integer ≥ {low}; got {val!r}.")
+
+
+def _auto_levels(shape: tuple[int, int], chip: int, search: int, refine_px: int) -> int:
+    """Pyramid depth: coarsest radius ≤ ~9 level px, its window ≤ 3/4 of the level image."""
+    if search <= max(2 * refine_px, 8):
+        return 0
+    levels = max(1, math.ceil(math.log2(search / (_MAX_COARSE_RADIUS - 1))))
+    while levels > 0:
+        radius = _fast_radius(chip, math.ceil(search / 2**levels) + 1)
+        if chip + 2 * radius <= 0.75 * min(shape) / 2**levels:
+            break
+        levels -= 1
+    return levels
+
+
+def _initial(initial_offsets: Any, grid_shape: tuple[int, int]) -> tuple[np.ndarray, ...]:
+    """Initial offsets (px) on the node grid, NaN filled; zeros when not given."""
+    if initial_offsets is None:
+        return np.zeros(grid_shape), np.zeros(grid_shape)
+    try:
+        dy0, dx0 = (np.asarray(a, dtype=np.float64) for a in initial_offsets)
+    except (TypeError, ValueError) as err:
+        raise InputError("initial_offsets must be a pair (dy_px, dx_px) of arrays on the node "
+                         f"grid {grid_shape}.") from err
+    if dy0.shape != grid_shape or dx0.shape != grid_shape:
+        raise InputError(f"initial_offsets must have the node grid shape {grid_shape} (see "
+                         f"node_grid); got {dy0.shape} and {dx0.shape}.")
+    return _predict.fill_nearest(dy0), _predict.fill_nearest(dx0)
+
+
+def _coarse_pass(level: LevelImages, scale: int, rows: np.ndarray, cols: np.ndarray,
+                 pred: tuple[np.ndarray, np.ndarray], radius: int, stride: int, *,
+                 q: _Quality, batch_size: int, workers: int) -> tuple[np.ndarray, np.ndarray]:
+    """Match a sparse node subset on a coarse level; return the new full-grid prediction."""
+    ri = _predict.coarse_indices(rows.size, stride)
+    ci = _predict.coarse_indices(cols.size, stride)
+    cr, cc = np.meshgrid(rows[ri] / scale, cols[ci] / scale, indexing="ij")
+    pr = np.rint(pred[0][np.ix_(ri, ci)] / scale)
+    pc = np.rint(pred[1][np.ix_(ri, ci)] / scale)
+    out = _match_level(level, cr.ravel(), cc.ravel(), pr.ravel(), pc.ravel(), radius, q=q,
+                       subpixel=False, batch_size=batch_size, workers=workers)
+    n_ok = int((out.status == Status.OK).sum())
+    log.debug("level scale %d: %d of %d coarse nodes matched", scale, n_ok, out.status.size)
+    if n_ok == 0:
+        return pred
+    shape = (ri.size, ci.size)
+    dy = _predict.clean(out.dy.reshape(shape) * scale)
+    dx = _predict.clean(out.dx.reshape(shape) * scale)
+    grid = (rows.size, cols.size)
+    return _predict.to_fine(dy, ri, ci, grid), _predict.to_fine(dx, ri, ci, grid)
+
+
+def _refine_with_ncc(out: _LevelOut, level: LevelImages,
+                     centres: tuple[np.ndarray, np.ndarray], *, batch_size: int,
+                     workers: int) -> None:
+    """Sub-pixel positions of orientation-correlation peaks from the NCC of the images.
+
+    Unit orientation vectors are not band-limited (normalising the gradient is non-linear), so
+    the interpolated orientation correlation pixel-locks (≈ 0.05 px bias on Landsat-8 pan).
+    The integer peak found by orientation correlation is kept; its sub-pixel position comes
+    from the NCC searched ±2 px around it, where that NCC peak is within 1 px (in place).
+    """
+    sel = np.flatnonzero(out.status == Status.OK)
+    if sel.size == 0:
+        return
+    loose = _Quality(-np.inf, -np.inf, -np.inf, 1, np.inf)
+    ncc = _match_level(level, centres[0][sel], centres[1][sel], np.rint(out.dy[sel]),
+                       np.rint(out.dx[sel]), _fast_radius(level.chip, 1), q=loose,
+                       subpixel=True, batch_size=batch_size, workers=workers)
+    near = ((ncc.status == Status.OK) & (np.abs(ncc.dy - out.dy[sel]) <= 1.0)
+            & (np.abs(ncc.dx - out.dx[sel]) <= 1.0))
+    out.dy[sel[near]] = ncc.dy[near]
+    out.dx[sel[near]] = ncc.dx[near]
+
+
+def match(reference: np.ndarray, secondary: np.ndarray, *, chip_size_px: int = 32,
+          search_px: int = 32, step_px: int = 8, method: Method = "ncc",
+          initial_offsets: tuple[np.ndarray, np.ndarray] | None = None,
+          levels: int | None = None, refine_px: int = 4, taper: float = 0.1,
+          subpixel: bool = True, min_peak_corr: float = 0.0, min_snr: float = 0.0,
+          min_peak_ratio: float = 0.0, exclusion_px: int = 2, max_nodata_frac: float = 0.2,
+          min_texture: float = 0.0, batch_size: int = 256, workers: int = 1) -> MatchResult:
+    """Match ``reference`` against ``secondary`` on a regular node grid.
+
+    See the module docstring for the sign convention and the algorithm.
+
+    Args:
+        reference: ``(rows, cols)`` real array, NaN = nodata (pre-filtered as wanted).
+        secondary: Same shape as ``reference``.
+        chip_size_px: Chip (template) side ``C`` (px), 4 ≤ C ≤ min(image shape).
+        search_px: Largest offset searched in each direction around the initial offsets (px).
+        step_px: Node spacing (px); the grid is :func:`node_grid`.
+        method: ``"ncc"`` (zero-mean normalised cross-correlation) or ``"oc"`` (orientation
+            correlation; orientations are computed from the images at every level).
+        initial_offsets: ``(dy_px, dx_px)`` arrays on the node grid (px, NaN allowed) around
+            which to search; zeros by default.
+        levels: Pyramid depth ``L`` (0 = one exhaustive search ``±search_px`` at full
+            resolution); default: just enough halvings for a coarsest radius ≤ 9 px.
+        refine_px: Search radius (px of each level) around the prediction on finer levels.
+        taper: Fraction of the chip (per axis) in the cosine flanks of the Tukey weights
+            (0 = box, 1 = Hann). A little taper keeps the band-limited sub-pixel interpolation
+            accurate near the chip border; more taper shrinks the effective chip and raises the
+            noise on real pairs. 0.1 was chosen on the Yahtse Landsat-8 pair (see
+            ``benchmarks/velocity_speed.py``).
+        subpixel: Refine peaks to sub-pixel precision (else integer offsets + quadratic fit).
+        min_peak_corr: Peaks below this correlation are LOW_QUALITY.
+        min_snr: Peaks with a lower SNR are LOW_QUALITY.
+        min_peak_ratio: Peaks with a lower peak ratio are LOW_QUALITY.
+        exclusion_px: Half-width (px) of the zone around the peak ignored when finding the
+            second peak.
+        max_nodata_frac: Largest nodata fraction in the reference chip or the matched secondary
+            chip; above it the node is NODATA.
+        min_texture: Chips whose weighted standard deviation (image units) is at or below
+            this are LOW_TEXTURE (a floor of 1e-5 × the image scale always applies).
+        batch_size: Nodes correlated per vectorised batch (memory ≈ 30 kB per node).
+        workers: Threads; batches of nodes are matched in parallel (results do not depend on
+            it).
+
+    Returns:
+        Offsets (px), quality and status on the node grid.
+
+    Raises:
+        InputError: Invalid arrays or parameters (e.g. chip or search window larger than the
+            image). Chip content (nodata, no texture) never raises.
+    """
+    ref = _check_image(reference, "reference")
+    sec = _check_image(secondary, "secondary")
+    if ref.shape != sec.shape:
+        raise InputError(f"reference and secondary must have the same shape; got {ref.shape} "
+                         f"and {sec.shape}. Align them on one grid first.")
+    if method not in METHODS:
+        raise InputError(f"method must be one of {METHODS}; got {method!r}.")
+    _check_sizes(ref.shape, chip_size_px, search_px, step_px, refine_px)
+    _check_tuning(taper, exclusion_px, max_nodata_frac, batch_size, workers)
+    if levels is None:
+        levels = _auto_levels(ref.shape, chip_size_px, search_px, refine_px)
+    if not isinstance(levels, (int, np.integer)) or levels < 0:
+        raise InputError(f"levels must be an integer ≥ 0; got {levels!r}.")
+    q = _Quality(min_peak_corr, min_snr, min_peak_ratio, exclusion_px, max_nodata_frac)
+    rows, cols = node_grid(ref.shape, step_px=step_px, chip_size_px=chip_size_px)
+    pred = _initial(initial_offsets, (rows.size, cols.size))
+    prep = {"chip": chip_size_px, "taper": taper, "method": method, "min_texture": min_texture}
+    pyramid = [(ref, sec)]
+    for _ in range(levels):
+        pyramid.append((pyr_down(pyramid[-1][0]), pyr_down(pyramid[-1][1])))
+    for lev in range(levels, 0, -1):
+        scale = 2**lev
+        radius = math.ceil(search_px / scale) + 1 if lev == levels else refine_px
+        stride = max(1, round(scale * chip_size_px / (2 * step_px)))
+        level = prepare_level(*pyramid[lev], **prep)
+        pred = _coarse_pass(level, scale, rows, cols, pred, _fast_radius(chip_size_px, radius),
+                            stride, q=q, batch_size=batch_size, workers=workers)
+    radius = _fast_radius(chip_size_px, refine_px if levels else search_px)
+    level = prepare_level(ref, sec, **prep)
+    cr, cc = np.meshgrid(rows, cols, indexing="ij")
+    centres = (cr.ravel(), cc.ravel())
+    out = _match_level(level, *centres, np.rint(pred[0]).ravel(), np.rint(pred[1]).ravel(),
+                       radius, q=q, subpixel=subpixel and method == "ncc",
+                       batch_size=batch_size, workers=workers)
+    if subpixel and method == "oc":
+        _refine_with_ncc(out, prepare_level(ref, sec, **{**prep, "method": "ncc"}), centres,
+                         batch_size=batch_size, workers=workers)
+    settings = {"chip_size_px": chip_size_px, "search_px": search_px, "step_px": step_px,
+                "method": method, "levels": levels, "refine_px": refine_px,
+                "final_radius_px": radius, "taper": taper, "subpixel": subpixel,
+                "min_peak_corr": min_peak_corr, "min_snr": min_snr,
+                "min_peak_ratio": min_peak_ratio, "exclusion_px": exclusion_px,
+                "max_nodata_frac": max_nodata_frac, "min_texture": min_texture}
+    return _result(out, rows, cols, settings)
+
+
+def _result(out: _LevelOut, rows: np.ndarray, cols: np.ndarray,
+            settings: dict[str, Any]) -> MatchResult:
+    """Reshape per-node level results into a :class:`MatchResult`."""
+    shape = (rows.size, cols.size)
+
+    def grid(a: np.ndarray) -> np.ndarray:
+        return a.reshape(shape).astype(np.float32)
+
+    return MatchResult(grid(out.dy), grid(out.dx), grid(out.peak), grid(out.snr),
+                       grid(out.ratio), out.status.reshape(shape), rows, cols, settings)

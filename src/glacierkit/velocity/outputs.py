@@ -1,0 +1,130 @@
+"""Products of the velocity pipeline, written atomically on the node grid.
+
+* ``velocity.tif`` — bands ``vx`` (east), ``vy`` (north), ``v`` (speed), float32, NaN nodata,
+  in m/yr (default) or m/day.
+* ``displacement.tif`` — bands ``dx`` (east), ``dy`` (north), metres over the pair.
+* ``quality.tif`` — bands ``peak_corr``, ``snr``, ``peak_ratio``, ``status`` (float32; the
+  status band holds the :class:`~glacierkit.velocity.status.Status` codes, also listed in its
+  band tags).
+* ``report.json`` — inputs, dates, dt, parameters, corrections and fitted values, stable-ground
+  statistics.
+* ``quicklook.png`` — speed over the reference image with flow arrows.
+
+All rasters use node-centre georeferencing (:mod:`glacierkit.velocity.field`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from glacierkit.io import Grid, Raster, write_raster
+from glacierkit.io.writer import check_output_path, publish_file
+from glacierkit.velocity.status import Status
+
+log = logging.getLogger(__name__)
+
+PRODUCTS = ("velocity.tif", "displacement.tif", "quality.tif", "report.json", "quicklook.png")
+
+
+def check_outputs(out_dir: Path, *, overwrite: bool) -> None:
+    """Refuse to start when a product exists (unless ``overwrite``); create ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name in PRODUCTS:
+        check_output_path(out_dir / name, overwrite=overwrite)
+
+
+def write_products(out_dir: Path, grid: Grid, *, vx: np.ndarray, vy: np.ndarray,
+                   v: np.ndarray, dx_m: np.ndarray, dy_m: np.ndarray, peak_corr: np.ndarray,
+                   snr: np.ndarray, peak_ratio: np.ndarray, status: np.ndarray, units: str,
+                   tags: dict[str, Any], overwrite: bool) -> list[Path]:
+    """Write the three rasters (see module docstring); returns their paths."""
+    common = {"tags": tags, "overwrite": overwrite}
+    p1 = write_raster(out_dir / "velocity.tif", np.stack([vx, vy, v]).astype(np.float32), grid,
+                      band_names=["vx", "vy", "v"], units=units, **common)
+    p2 = write_raster(out_dir / "displacement.tif", np.stack([dx_m, dy_m]).astype(np.float32),
+                      grid, band_names=["dx", "dy"], units="m", **common)
+    codes = {str(int(s)): s.name for s in Status}
+    q = np.stack([peak_corr, snr, np.where(np.isinf(peak_ratio), np.nan, peak_ratio),
+                  status.astype(np.float32)]).astype(np.float32)
+    p3 = write_raster(out_dir / "quality.tif", q, grid,
+                      band_names=["peak_corr", "snr", "peak_ratio", "status"],
+                      units=["1", "1", "1", "code"],
+                      band_tags=[{}, {}, {"note": "inf (no second peak) written as NaN"},
+                                 {"codes": codes}], **common)
+    return [p1, p2, p3]
+
+
+def write_report(path: Path, report: dict[str, Any], *, overwrite: bool) -> Path:
+    """Write ``report.json`` atomically."""
+    check_output_path(path, overwrite=overwrite)
+    tmp = path.with_name(f".{path.name}.part")
+    try:
+        tmp.write_text(json.dumps(report, indent=2, default=_json_default))
+        publish_file(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path | os.PathLike):
+        return str(o)
+    return str(o)
+
+
+def write_quicklook(path: Path, background: Raster, grid: Grid, vx: np.ndarray,
+                    vy: np.ndarray, v: np.ndarray, *, units: str, title: str,
+                    overwrite: bool, arrows: int = 28) -> Path:
+    """Speed (colour, semi-transparent) over the reference image (grey) with flow arrows."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from glacierkit.viz import stretch
+
+    check_output_path(path, overwrite=overwrite)
+    left, bottom, right, top = background.grid.bounds
+    nl, nb, nr, nt = grid.bounds
+    fig, ax = plt.subplots(figsize=(9, max(3.0, 9 * grid.height / grid.width)), dpi=110)
+    try:
+        ax.imshow(np.ma.masked_invalid(stretch(background.data[0])), cmap="gray",
+                  extent=(left, right, bottom, top), interpolation="nearest")
+        finite = v[np.isfinite(v)]
+        vmax = float(np.percentile(finite, 98)) if finite.size else 1.0
+        im = ax.imshow(np.ma.masked_invalid(v), cmap="viridis", vmin=0, vmax=vmax, alpha=0.75,
+                       extent=(nl, nr, nb, nt), interpolation="nearest")
+        fig.colorbar(im, ax=ax, shrink=0.8, label=f"speed ({units})")
+        step = max(1, max(grid.shape) // arrows)
+        rr, cc = np.mgrid[step // 2:grid.height:step, step // 2:grid.width:step]
+        x, y = grid.xy(rr, cc)
+        u, w = vx[rr, cc], vy[rr, cc]
+        ok = np.isfinite(u) & np.isfinite(w)
+        if ok.any():
+            ax.quiver(x[ok], y[ok], u[ok], w[ok], color="white", angles="xy", width=0.002,
+                      scale=vmax * arrows * 1.2, scale_units="width")
+        ax.set_xlim(left, right)
+        ax.set_ylim(bottom, top)
+        ax.set_title(title, fontsize=10)
+        ax.tick_params(labelsize=7)
+        ax.ticklabel_format(style="plain", useOffset=False)
+        fig.tight_layout()
+        tmp = path.with_name(f".{path.name}.part.png")
+        try:
+            fig.savefig(tmp, format="png")
+            publish_file(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+    finally:
+        plt.close(fig)
+    return path
