@@ -148,6 +148,27 @@ def _step_outlines(out: Path) -> tuple[list[Path], dict[str, Any], list[str]]:
     return [p1, p2, p3, p4], numbers, []
 
 
+def _step_velocity(out: Path) -> tuple[list[Path], dict[str, Any], list[str]]:
+    from glacierkit.velocity.pipeline import TrackingParams, run_velocity
+
+    d = examples.path("carst_yahtse_landsat8_pair")
+    vout = out / "velocity_yahtse"
+    res = run_velocity(d / "LC80630182016200LGN00_B8_yahtse.TIF",
+                       d / "LC80630182016216LGN00_B8_yahtse.TIF", vout,
+                       params=TrackingParams(chip_size_px=32, search_px=32, step_px=8),
+                       overwrite=True)
+    counts = res.report["status_counts"]
+    total = sum(counts.values())
+    v = open_raster(vout / "velocity.tif").band("v")
+    numbers = {"dt_days": round(res.report["time"]["dt_days"], 4),
+               "nodes": total, "valid_share": round(counts["OK"] / total, 3),
+               "tracking_seconds": res.report["tracking"]["seconds"],
+               "speed_p95_m_per_yr": round(float(np.nanpercentile(v, 95)), 1)}
+    notes = ["Raw offsets (no outlier filtering or stable-ground correction yet: those steps "
+             "of the velocity issue are in progress)."]
+    return res.outputs, numbers, notes
+
+
 FOUNDATION_STEPS: tuple[DemoStep, ...] = (
     DemoStep("info", "Yahtse Landsat-8 pair: file facts", _step_info),
     DemoStep("tiling", "Tiled, blended pass over a real scene → COG", _step_tiled),
@@ -155,9 +176,15 @@ FOUNDATION_STEPS: tuple[DemoStep, ...] = (
 )
 
 
+VELOCITY_STEPS: tuple[DemoStep, ...] = (
+    DemoStep("velocity", "Surface velocity, Yahtse Glacier, Landsat-8 2016-07-18 → 08-03",
+             _step_velocity),
+)
+
+
 def default_steps() -> list[DemoStep]:
     """All demo steps, foundation first, then each pipeline's."""
-    return list(FOUNDATION_STEPS)
+    return [*FOUNDATION_STEPS, *VELOCITY_STEPS]
 
 
 # ----------------------------------------------------------------------------- runner
@@ -195,9 +222,12 @@ def run_demo(out: str | Path, *, overwrite: bool = False,
 
 
 def _write_summary(out: Path, results: list[StepResult]) -> None:
+    def rel(p: Path) -> str:
+        return p.resolve().relative_to(out.resolve()).as_posix()
+
     summary = {"glacierkit_version": __version__, "steps": [
         {"name": r.name, "title": r.title, "seconds": round(r.seconds, 2),
-         "outputs": [p.name for p in r.outputs], "numbers": r.numbers, "notes": r.notes}
+         "outputs": [rel(p) for p in r.outputs], "numbers": r.numbers, "notes": r.notes}
         for r in results]}
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     parts = [f"<!doctype html><meta charset='utf-8'><title>glacierkit demo</title>"
@@ -215,9 +245,9 @@ def _write_summary(out: Path, results: list[StepResult]) -> None:
         parts.extend(f"<p>{html.escape(n)}</p>" for n in r.notes)
         for p in r.outputs:
             if p.suffix == ".png":
-                parts.append(f"<p><img src='{html.escape(p.name)}' alt='{html.escape(p.name)}'>"
+                parts.append(f"<p><img src='{html.escape(rel(p))}' alt='{html.escape(rel(p))}'>"
                              f"</p>")
-        links = " · ".join(f"<a href='{html.escape(p.name)}'>{html.escape(p.name)}</a>"
+        links = " · ".join(f"<a href='{html.escape(rel(p))}'>{html.escape(rel(p))}</a>"
                            for p in r.outputs)
         parts.append(f"<p>Files: {links}</p>")
     (out / "index.html").write_text("\n".join(parts))

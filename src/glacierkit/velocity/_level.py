@@ -1,9 +1,10 @@
-"""One pyramid level prepared for matching: filled, centred images and nodata fractions.
+"""One pyramid level prepared for matching: filled images and per-chip-position statistics.
 
-What overlapping chips share is computed here once per level, as whole images: the nodata
-fraction under every chip position (box filter) and the images themselves with nodata
-replaced by a smooth local mean (so that filled areas add no texture), centred on the mean
-of the reference for float32 precision. The pyramid's NaN-aware low-pass is here as well.
+What overlapping chips share is computed here once per level, as whole images indexed by the
+top-left pixel of a chip: the taper-weighted energy of the secondary chip (separable weighted
+sums, float64), the nodata fraction under the chip (box filter), and the images themselves
+with nodata replaced by a smooth local mean (so that filled areas add no texture), centred on
+the mean of the reference for float32 precision. The pyramid's NaN-aware low-pass is here too.
 """
 
 from __future__ import annotations
@@ -44,6 +45,22 @@ def taper_1d(chip: int, taper: float) -> np.ndarray:
     return w[1:-1]
 
 
+def _chip_filter(image: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``out[r, c] = Σ_ij w[i] w[j] image[r + i, c + j]`` for every chip top-left ``(r, c)``.
+
+    Args:
+        image: ``(H, W)`` float64.
+        w: 1-D weights ``(C,)``.
+
+    Returns:
+        ``(H - C + 1, W - C + 1)`` float64.
+    """
+    c = w.size
+    w64 = w.astype(np.float64)
+    out = cv2.sepFilter2D(image, cv2.CV_64F, w64, w64, anchor=(0, 0), borderType=_BORDER)
+    return out[: image.shape[0] - c + 1, : image.shape[1] - c + 1]
+
+
 def _bad_fraction(valid: np.ndarray, chip: int) -> np.ndarray:
     """Fraction of nodata pixels under each ``chip × chip`` chip, by chip top-left."""
     bad = (~valid).astype(np.float32)
@@ -63,9 +80,9 @@ def fill_nodata(image: np.ndarray, valid: np.ndarray, *, sigma_px: float) -> np.
     Returns:
         ``(H, W)`` float64 without NaN (the global mean where no data is near).
     """
-    out = np.where(valid, image, 0.0).astype(np.float64)
     if valid.all():
-        return out
+        return np.asarray(image, dtype=np.float64)
+    out = np.where(valid, image, 0.0).astype(np.float64)
     if not valid.any():
         return np.zeros_like(out)
     wsum = cv2.GaussianBlur(valid.astype(np.float64), (0, 0), sigma_px)
@@ -80,8 +97,9 @@ def fill_nodata(image: np.ndarray, valid: np.ndarray, *, sigma_px: float) -> np.
 class LevelImages:
     """A level's images and secondary chip-position statistics (indexed by chip top-left).
 
-    Chip statistics (weighted means and energies) are computed per batch from the chips and
-    windows themselves (:mod:`glacierkit.velocity._surface`).
+    Reference chip statistics are computed per node from the chips themselves; the secondary
+    chip energy is needed at every shift of every search window, so it is one whole image
+    (separable weighted sums in float64, shared by all overlapping windows).
 
     Attributes:
         method: ``"ncc"`` or ``"oc"``.
@@ -91,6 +109,8 @@ class LevelImages:
         ref: Reference image ``(H, W)``: float32 centred and filled (NCC) or complex64 unit
             gradient orientation, 0 on nodata (OC).
         sec: Secondary image, same conventions.
+        sec_var: Taper-weighted energy of the secondary chip at every top-left position,
+            ``(H - C + 1, W - C + 1)`` float64: ``Σ w (W - mean_w)²`` (NCC) or ``Σ w |o|²`` (OC).
         ref_bad: Nodata fraction under each reference chip (float32), or ``None`` when the
             reference has no nodata.
         sec_bad: Same for the secondary image.
@@ -103,6 +123,7 @@ class LevelImages:
     weights: np.ndarray
     ref: np.ndarray
     sec: np.ndarray
+    sec_var: np.ndarray
     ref_bad: np.ndarray | None
     sec_bad: np.ndarray | None
     texture_floor: float
@@ -143,16 +164,21 @@ def prepare_level(reference: np.ndarray, secondary: np.ndarray, *, chip: int, ta
     bad = (None if ref_ok.all() else _bad_fraction(ref_ok, chip),
            None if sec_ok.all() else _bad_fraction(sec_ok, chip))
     if method == "oc":
-        return LevelImages(method, chip, w1, weights, orientation(reference),
-                           orientation(secondary), *bad, texture_floor=1e-6 * wsum)
+        sec = orientation(secondary)
+        sec_var = _chip_filter((sec.real.astype(np.float64) ** 2
+                                + sec.imag.astype(np.float64) ** 2), w1)
+        return LevelImages(method, chip, w1, weights, orientation(reference), sec, sec_var,
+                           *bad, texture_floor=1e-6 * wsum)
     centre = float(np.mean(reference[ref_ok])) if ref_ok.any() else 0.0
     sigma = max(2.0, chip / 4.0)
     ref64 = fill_nodata(reference - centre, ref_ok, sigma_px=sigma)
     sec64 = fill_nodata(secondary - centre, sec_ok, sigma_px=sigma)
-    scale = max(float(np.std(ref64)), abs(centre), 1e-12)
+    s1 = _chip_filter(sec64, w1)
+    sec_var = np.maximum(_chip_filter(sec64 * sec64, w1) - s1 * s1 / wsum, 0.0)
+    scale = max(float(np.std(ref64[::4, ::4])), abs(centre), 1e-12)
     floor = wsum * max(min_texture, 1e-5 * scale) ** 2
     return LevelImages(method, chip, w1, weights, ref64.astype(np.float32),
-                       sec64.astype(np.float32), *bad, texture_floor=floor)
+                       sec64.astype(np.float32), sec_var, *bad, texture_floor=floor)
 
 
 def pyr_down(image: np.ndarray) -> np.ndarray:

@@ -9,14 +9,13 @@ taper-weighted normalised cross-correlation
 
 with ``T' = T - mean_w(T)``, ``E_T = Σ w T'²`` and ``E_W(u)`` the weighted energy of the
 secondary chip about its weighted mean. The numerator of all shifts comes from one FFT
-product ``conj(F[w T']) · F[W]`` per node; the local sums behind ``E_W`` for all shifts come
-from two separable sliding-sum passes written as matrix products over the whole batch, in the
-spirit of Lewis (1995, "Fast normalized cross-correlation", Vision Interface, 120–123), so no
-per-shift loop exists anywhere. The taper ``w`` (Tukey) makes the chip fade out smoothly,
-which keeps the band-limited sub-pixel interpolation of the numerator accurate
-(:mod:`glacierkit.velocity._subpixel`). Batches are vectorised over nodes; what neighbouring
-nodes share at the image level (filled, centred images, nodata fractions) is computed once
-per level (:mod:`glacierkit.velocity._level`).
+product ``conj(F[w T']) · F[W]`` per node; ``E_W`` for every shift of every window is
+gathered from one whole-image array of weighted local energies shared by all overlapping
+windows (:mod:`glacierkit.velocity._level`), in the spirit of Lewis (1995, "Fast normalized
+cross-correlation", Vision Interface, 120–123), so there is no per-shift loop anywhere.
+Batches are vectorised over nodes. The taper ``w`` (Tukey) makes the chip fade out
+smoothly, which keeps the band-limited sub-pixel interpolation of the numerator accurate
+(:mod:`glacierkit.velocity._subpixel`).
 
 For ``"oc"`` the images are complex unit orientation vectors and the numerator is
 ``Re Σ w conj(o_r) o_s(p + u)`` (Fitch et al. 2002, doi:10.5244/C.16.11), normalised by
@@ -119,50 +118,6 @@ def _inverse_corner(spec: np.ndarray, size: int, n_shift: int, *, real: bool,
     return sfft.ifft(cols, axis=2, workers=workers)[:, :, :n_shift].real
 
 
-@functools.lru_cache(maxsize=16)
-def _toeplitz(taper: tuple[float, ...], size: int) -> np.ndarray:
-    """``(size, size - C + 1)`` matrix with ``T[j + t, j] = taper[t]``: sliding weighted sums."""
-    chip = len(taper)
-    n_shift = size - chip + 1
-    mat = np.zeros((size, n_shift), dtype=np.float32)
-    for j in range(n_shift):
-        mat[j:j + chip, j] = taper
-    return mat
-
-
-def window_energy(windows: np.ndarray, taper: np.ndarray, *, real: bool) -> np.ndarray:
-    """Taper-weighted energy of the secondary chip at every shift of each window.
-
-    ``E_W(u) = Σ w (W - mean_w)²`` over the chip placed at ``u`` (NCC), or ``Σ w |o|²`` (OC),
-    from two separable passes of sliding weighted sums written as matrix products.
-
-    Args:
-        windows: ``(n, M, M)`` float32 windows, roughly centred (NCC), or complex64 (OC).
-        taper: 1-D chip taper ``(C,)``.
-        real: NCC (zero-mean energy) rather than OC (plain energy of the modulus).
-
-    Returns:
-        ``(n, S, S)`` float64, ``S = M - C + 1``.
-    """
-    n, size, _ = windows.shape
-    mat = _toeplitz(tuple(float(t) for t in taper), size)
-    n_shift = mat.shape[1]
-    if real:
-        stack = np.empty((2 * n, size, size), dtype=np.float32)
-        stack[:n] = windows
-        np.multiply(windows, windows, out=stack[n:])
-    else:
-        stack = (windows.real**2 + windows.imag**2).astype(np.float32)
-    m = stack.shape[0]
-    rows = (stack.reshape(m * size, size) @ mat).reshape(m, size, n_shift)
-    rows_t = np.ascontiguousarray(rows.transpose(0, 2, 1)).reshape(m * n_shift, size)
-    sums = (rows_t @ mat).reshape(m, n_shift, n_shift).transpose(0, 2, 1).astype(np.float64)
-    if not real:
-        return sums
-    wsum = float(taper.sum(dtype=np.float64)) ** 2
-    return np.maximum(sums[n:] - sums[:n] * sums[:n] / wsum, 0.0)
-
-
 def _kernels(level: LevelImages, chips: np.ndarray) -> tuple[np.ndarray, np.ndarray,
                                                              np.ndarray]:
     """Tapered zero-mean chips, their energy ``E_T`` (float64) and weighted mean, per node."""
@@ -225,7 +180,7 @@ def correlate(level: LevelImages, chip_rc: tuple[np.ndarray, np.ndarray],
         cross = np.multiply(kconj, spec_w, out=kconj)
         num = _inverse_corner(cross, size, n_shift, real=real, workers=workers)
         smooth = np.zeros_like(num)
-    sec_energy = window_energy(windows, level.taper, real=real)
+    sec_energy = sliding_window_view(level.sec_var, (n_shift, n_shift))[window_rc]
     score = normalise(num, ref_energy, sec_energy, level.texture_floor)
     return Surfaces(score, cross, smooth, ref_energy, sec_energy, size, real)
 

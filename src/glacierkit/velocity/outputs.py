@@ -33,10 +33,15 @@ PRODUCTS = ("velocity.tif", "displacement.tif", "quality.tif", "report.json", "q
 
 
 def check_outputs(out_dir: Path, *, overwrite: bool) -> None:
-    """Refuse to start when a product exists (unless ``overwrite``); create ``out_dir``."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for name in PRODUCTS:
-        check_output_path(out_dir / name, overwrite=overwrite)
+    """Refuse to start when a product exists (unless ``overwrite``); creates nothing.
+
+    Call it before the work (fail fast), and create ``out_dir`` only when writing.
+    """
+    if out_dir.exists() and not out_dir.is_dir():
+        raise NotADirectoryError(f"output folder {out_dir} exists and is not a folder.")
+    if out_dir.exists():
+        for name in PRODUCTS:
+            check_output_path(out_dir / name, overwrite=overwrite)
 
 
 def write_products(out_dir: Path, grid: Grid, *, vx: np.ndarray, vy: np.ndarray,

@@ -155,11 +155,11 @@ def run_velocity(reference: str | os.PathLike[str], secondary: str | os.PathLike
     t0 = time.perf_counter()
     out = Path(out_dir)
     params = params or TrackingParams()
-    check_outputs(out, overwrite=overwrite)
     ts: TimeSeparation = pair_time_separation(reference, secondary, dt_days=dt_days,
                                               dates=dates)
     ref, sec = read_pair(reference, secondary, band=band, align=align,
                          pixel_size_m=pixel_size_m)
+    check_outputs(out, overwrite=overwrite)
     ignore_mask = None
     if ignore is not None:
         ignore_mask = rasterize(read_vector(ignore), ref.grid, all_touched=True,
@@ -188,6 +188,7 @@ def run_velocity(reference: str | os.PathLike[str], secondary: str | os.PathLike
             "step_px": params.step_px, "method": params.method,
             "prefilter": params.prefilter,
             "georeferencing": "node-centre: cell centre = chip centre"}
+    out.mkdir(parents=True, exist_ok=True)
     outputs = write_products(out, tracked.node_grid, vx=vx, vy=vy, v=v, dx_m=dx_m, dy_m=dy_m,
                              peak_corr=res.peak_corr, snr=res.snr, peak_ratio=res.peak_ratio,
                              status=res.status, units=units, tags=tags, overwrite=overwrite)

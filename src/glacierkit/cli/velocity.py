@@ -1,0 +1,58 @@
+"""``glacierkit velocity REFERENCE SECONDARY -o OUTDIR``: surface velocity by offset tracking."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from glacierkit.cli.main import app
+from glacierkit.velocity.pipeline import TrackingParams, run_velocity
+
+
+@app.command()
+def velocity(
+    reference: Path = typer.Argument(..., help="Earlier image (GeoTIFF; optical pan/NIR or "
+                                     "SAR amplitude)."),
+    secondary: Path = typer.Argument(..., help="Later image on the same grid."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
+    chip: int = typer.Option(32, "--chip", help="Chip size (px)."),
+    search: int = typer.Option(32, "--search", help="Search range ± (px)."),
+    step: int = typer.Option(8, "--step", help="Node spacing (px)."),
+    method: str = typer.Option("ncc", "--method", help="ncc | oc (orientation correlation)."),
+    prefilter: str = typer.Option("wallis", "--prefilter",
+                                  help="none | highpass | wallis | orientation."),
+    kind: str = typer.Option("optical", "--kind", help="optical | sar (amplitude)."),
+    speckle_filter: bool = typer.Option(False, "--speckle-filter",
+                                        help="Lee-filter SAR amplitude before tracking."),
+    dt_days: float | None = typer.Option(None, "--dt-days", help="Time separation (days)."),
+    dates: tuple[str, str] | None = typer.Option(None, "--dates",
+                                                 help="Reference and secondary ISO dates."),
+    ignore: Path | None = typer.Option(None, "--ignore",
+                                       help="Polygons to ignore (clouds, water)."),
+    align: bool = typer.Option(False, "--align",
+                               help="Resample the secondary onto the reference grid."),
+    units: str = typer.Option("m/yr", "--units", help="m/yr | m/day."),
+    band: int = typer.Option(1, "--band", help="Band to track (1-based)."),
+    pixel_size: float | None = typer.Option(None, "--pixel-size",
+                                            help="Pixel size (m) of non-georeferenced images."),
+    no_quicklook: bool = typer.Option(False, "--no-quicklook", help="Skip quicklook.png."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing products."),
+) -> None:
+    """Track features between two images; write velocity, displacement, quality, report."""
+    params = TrackingParams(chip_size_px=chip, search_px=search, step_px=step,
+                            method=method, prefilter=prefilter)  # type: ignore[arg-type]
+    res = run_velocity(reference, secondary, out, params=params, kind=kind,  # type: ignore[arg-type]
+                       speckle_filter=speckle_filter, dt_days=dt_days, dates=dates,
+                       ignore=ignore, align="reference" if align else None,
+                       units=units, band=band, pixel_size_m=pixel_size,  # type: ignore[arg-type]
+                       quicklook=not no_quicklook, overwrite=overwrite)
+    counts = res.report["status_counts"]
+    total = sum(counts.values())
+    con = Console()
+    con.print(f"dt = {res.report['time']['dt_days']:.3f} days ({res.report['time']['source']})")
+    con.print(f"nodes: {total}, valid {counts['OK'] + counts['FILLED']} "
+              f"({100 * (counts['OK'] + counts['FILLED']) / max(total, 1):.1f} %)")
+    for p in res.outputs:
+        con.print(f"  wrote {p}")

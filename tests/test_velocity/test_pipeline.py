@@ -1,0 +1,131 @@
+"""End-to-end pipeline on georeferenced files made from a real Yahtse crop with a known shift."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+from velocity_synth import fourier_shift
+
+from glacierkit.cli.main import main
+from glacierkit.errors import GridMismatchError, InputError, OutputExistsError
+from glacierkit.io import Grid, open_raster, write_raster
+from glacierkit.velocity.pipeline import TrackingParams, run_velocity
+
+RES = 15.0
+GRID = Grid(crs=32607, transform=Affine(RES, 0, 470000, 0, -RES, 6680000), shape=(256, 256))
+PARAMS = TrackingParams(chip_size_px=32, search_px=8, step_px=16)
+
+
+@pytest.fixture(scope="module")
+def shifted_pair(tmp_path_factory, textured) -> tuple[Path, Path]:
+    """Reference crop and a copy shifted by (dy, dx) = (1.25, -2.5) px, as GeoTIFFs."""
+    d = tmp_path_factory.mktemp("pair")
+    img = textured(256, 256, margin=64)
+    sec = fourier_shift(img, 1.25, -2.5, margin=64)
+    ref = img[64:-64, 64:-64]
+    return (write_raster(d / "ref_20160718.tif", ref.astype(np.float32), GRID),
+            write_raster(d / "sec_20160803.tif", sec.astype(np.float32), GRID))
+
+
+def test_known_shift_end_to_end(shifted_pair, tmp_path: Path):
+    ref, sec = shifted_pair
+    res = run_velocity(ref, sec, tmp_path / "out", params=PARAMS, units="m/day")
+    assert res.report["time"]["dt_days"] == 16.0
+    vel = open_raster(tmp_path / "out" / "velocity.tif")
+    disp = open_raster(tmp_path / "out" / "displacement.tif")
+    assert vel.band_names == ("vx", "vy", "v") and vel.units == ("m/day",) * 3
+    assert vel.grid.epsg == 32607 and vel.grid.res == (16 * RES, 16 * RES)
+    inner = (slice(2, -2), slice(2, -2))  # nodes whose chips + search stay inside the crop
+    dx = disp.band("dx")[inner]
+    dy = disp.band("dy")[inner]
+    # 2.5 px to the left = 37.5 m west; 1.25 px down = 18.75 m south.
+    assert np.nanmedian(dx) == pytest.approx(-37.5, abs=0.02 * RES)
+    assert np.nanmedian(dy) == pytest.approx(-18.75, abs=0.02 * RES)
+    assert np.nanmedian(vel.band("vx")[inner]) == pytest.approx(-37.5 / 16, abs=0.02)
+    with rasterio.open(tmp_path / "out" / "quality.tif") as ds:
+        assert ds.descriptions == ("peak_corr", "snr", "peak_ratio", "status")
+        assert '"0": "OK"' in ds.tags(4)["codes"]
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["tracking"]["chip_size_px"] == 32 and report["status_counts"]["OK"] > 0
+    assert (tmp_path / "out" / "quicklook.png").stat().st_size > 10_000
+
+
+def test_node_centre_georeferencing(shifted_pair, tmp_path: Path):
+    ref, sec = shifted_pair
+    run_velocity(ref, sec, tmp_path, params=PARAMS, quicklook=False)
+    g = open_raster(tmp_path / "velocity.tif").grid
+    # Node (0, 0) is the centre of the chip covering pixels 0..31 when step 16, chip 32:
+    # chip centre at pixel-index 7.5 (node_grid offset (16-32)//2 + 15.5).
+    x, y = g.xy(0, 0)
+    x_img, y_img = GRID.xy(7.5, 7.5)
+    assert (float(x), float(y)) == pytest.approx((float(x_img), float(y_img)))
+
+
+def test_swap_negates(shifted_pair, tmp_path: Path):
+    ref, sec = shifted_pair
+    run_velocity(ref, sec, tmp_path / "a", params=PARAMS, quicklook=False, dt_days=10)
+    run_velocity(sec, ref, tmp_path / "b", params=PARAMS, quicklook=False, dt_days=10)
+    a = open_raster(tmp_path / "a" / "displacement.tif").data[:, 2:-2, 2:-2]
+    b = open_raster(tmp_path / "b" / "displacement.tif").data[:, 2:-2, 2:-2]
+    ok = np.isfinite(a) & np.isfinite(b)
+    assert ok.mean() > 0.9
+    assert np.nanmedian(np.abs(a[ok] + b[ok])) < 0.05 * RES
+
+
+def test_identical_images_zero_field(shifted_pair, tmp_path: Path):
+    ref, _ = shifted_pair
+    run_velocity(ref, ref, tmp_path, params=PARAMS, quicklook=False, dt_days=16)
+    d = open_raster(tmp_path / "displacement.tif").data[:, 2:-2, 2:-2]
+    assert np.isfinite(d).mean() > 0.9
+    assert np.nanmax(np.abs(d)) < 1e-3 * RES
+
+
+def test_grid_mismatch_and_align(shifted_pair, tmp_path: Path):
+    ref, sec = shifted_pair
+    moved = Grid(crs=32607, transform=Affine(RES, 0, 470000 + 3 * RES, 0, -RES, 6680000),
+                 shape=(256, 256))
+    other = write_raster(tmp_path / "moved.tif", open_raster(sec).data, moved)
+    with pytest.raises(GridMismatchError, match="(?s)reference: .*secondary: "):
+        run_velocity(ref, other, tmp_path / "x", params=PARAMS, dt_days=16)
+    assert not (tmp_path / "x").exists()
+    res = run_velocity(ref, other, tmp_path / "y", params=PARAMS, dt_days=16,
+                       align="reference", quicklook=False)
+    assert res.report["status_counts"]["OK"] > 0
+
+
+def test_textureless_and_nodata_images_fail_clearly(tmp_path: Path):
+    flat = write_raster(tmp_path / "flat.tif", np.full(GRID.shape, 5.0, np.float32), GRID)
+    with pytest.raises(InputError, match="textureless"):
+        run_velocity(flat, flat, tmp_path / "o", params=PARAMS, dt_days=1)
+    empty = write_raster(tmp_path / "nan.tif", np.full(GRID.shape, np.nan, np.float32), GRID)
+    with pytest.raises(InputError, match="entirely nodata"):
+        run_velocity(empty, empty, tmp_path / "o", params=PARAMS, dt_days=1)
+    assert not (tmp_path / "o").exists()
+
+
+def test_existing_outputs_refused(shifted_pair, tmp_path: Path):
+    ref, sec = shifted_pair
+    run_velocity(ref, sec, tmp_path, params=PARAMS, quicklook=False)
+    with pytest.raises(OutputExistsError):
+        run_velocity(ref, sec, tmp_path, params=PARAMS, quicklook=False)
+
+
+def test_chip_larger_than_image(shifted_pair, tmp_path: Path):
+    ref, sec = shifted_pair
+    with pytest.raises(InputError):
+        run_velocity(ref, sec, tmp_path / "o", params=TrackingParams(chip_size_px=512))
+
+
+def test_cli_velocity(shifted_pair, tmp_path: Path, capsys):
+    ref, sec = shifted_pair
+    rc = main(["velocity", str(ref), str(sec), "-o", str(tmp_path), "--chip", "32",
+               "--search", "8", "--step", "16", "--units", "m/day", "--no-quicklook"])
+    assert rc == 0
+    assert "dt = 16.000 days" in capsys.readouterr().out
+    assert main(["velocity", str(ref), str(sec), "-o", str(tmp_path), "--dt-days", "-3"]) == 1
+    assert "must be > 0" in capsys.readouterr().err
