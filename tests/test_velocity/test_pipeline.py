@@ -90,7 +90,7 @@ def test_grid_mismatch_and_align(shifted_pair, tmp_path: Path):
     moved = Grid(crs=32607, transform=Affine(RES, 0, 470000 + 3 * RES, 0, -RES, 6680000),
                  shape=(256, 256))
     other = write_raster(tmp_path / "moved.tif", open_raster(sec).data, moved)
-    with pytest.raises(GridMismatchError, match="(?s)reference: .*secondary: "):
+    with pytest.raises(GridMismatchError, match=r"(?s)reference: .*secondary: "):
         run_velocity(ref, other, tmp_path / "x", params=PARAMS, dt_days=16)
     assert not (tmp_path / "x").exists()
     res = run_velocity(ref, other, tmp_path / "y", params=PARAMS, dt_days=16,
