@@ -96,7 +96,7 @@ def write_quicklook(path: Path, background: Raster, grid: Grid, vx: np.ndarray,
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from glacierkit.viz import stretch
+    from glacierkit.viz import finish_map_axes, save_png, stretch
 
     check_output_path(path, overwrite=overwrite)
     left, bottom, right, top = background.grid.bounds
@@ -120,16 +120,8 @@ def write_quicklook(path: Path, background: Raster, grid: Grid, vx: np.ndarray,
                       scale=vmax * arrows * 1.2, scale_units="width")
         ax.set_xlim(left, right)
         ax.set_ylim(bottom, top)
-        ax.set_title(title, fontsize=10)
-        ax.tick_params(labelsize=7)
-        ax.ticklabel_format(style="plain", useOffset=False)
-        fig.tight_layout()
-        tmp = path.with_name(f".{path.name}.part.png")
-        try:
-            fig.savefig(tmp, format="png")
-            publish_file(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        finish_map_axes(ax, title)
+        save_png(fig, path)
     finally:
         plt.close(fig)
     return path

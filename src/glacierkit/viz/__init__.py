@@ -1,5 +1,5 @@
 """Figures: quicklook PNGs of rasters with outline overlays (matplotlib, Agg backend)."""
 
-from glacierkit.viz.quicklook import quicklook, stretch
+from glacierkit.viz.quicklook import finish_map_axes, quicklook, save_png, stretch
 
-__all__ = ["quicklook", "stretch"]
+__all__ = ["finish_map_axes", "quicklook", "save_png", "stretch"]

@@ -103,19 +103,29 @@ def quicklook(raster: Raster, path: str | os.PathLike[str], *,
             "not georeferenced" if not raster.grid.is_georeferenced else "custom CRS")
         ax.set_xlabel(f"x ({unit}, {crs})")
         ax.set_ylabel(f"y ({unit})")
-        ax.ticklabel_format(style="plain", useOffset=False)
-        ax.tick_params(labelsize=7)
-        if title:
-            ax.set_title(title, fontsize=10)
-        fig.tight_layout()
-        tmp = out.with_name(f".{out.name}.part.png")
-        try:
-            fig.savefig(tmp, format="png")
-            publish_file(tmp, out)
-        finally:
-            tmp.unlink(missing_ok=True)
+        finish_map_axes(ax, title)
+        save_png(fig, out)
     finally:
         plt.close(fig)
     del im
     log.info("wrote quicklook %s", out)
     return out
+
+
+def finish_map_axes(ax, title: str | None) -> None:
+    """Plain (not offset/scientific) map-coordinate ticks, small labels, title."""
+    ax.ticklabel_format(style="plain", useOffset=False)
+    ax.tick_params(labelsize=7)
+    if title:
+        ax.set_title(title, fontsize=10)
+
+
+def save_png(fig, path: Path) -> None:
+    """Save a figure as PNG atomically (temporary file, then rename)."""
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.part.png")
+    try:
+        fig.savefig(tmp, format="png")
+        publish_file(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
