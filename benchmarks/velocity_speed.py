@@ -15,16 +15,17 @@ variables, ``cv2.setNumThreads`` and glacierkit's ``workers``):
   the node in both images (phase correlation needs equal sizes; 64 px resolves ±32 px), with
   ``upsample_factor=20`` (0.05 px).
 
-The baselines run on the interior nodes (whose 96 px window lies inside the image), or on
-every ``--stride``-th of them per axis; glacierkit's throughput counts only the interior
-nodes, although it matches the whole grid (a conservative figure: border nodes are cheap but
-not free). Times are the best of
-``--repeat`` interleaved rounds (wall clock; CPU time is reported too). Offsets are compared
-between methods (median |Δ| per component) on the nodes where all are valid, and their
-spread on stable ground (rock polygons of the data set): median and NMAD, px.
+The baselines run on every ``--stride``-th (default 2, i.e. a quarter) of the interior nodes
+per axis, the interior nodes being those whose 96 px search window lies inside the image;
+their points/s is nodes run / seconds. glacierkit matches the whole grid in each run and its
+points/s counts only the interior nodes (those the baselines could match at all), which is
+conservative: border nodes are cheap but not free. Times are the best of ``--repeat``
+interleaved rounds (wall clock; CPU time is reported too), because the machine may be shared.
+Offsets are compared between methods (median |Δ| per component) on the nodes where all are
+valid, and their spread on stable ground (rock polygons of the data set): median and NMAD, px.
 
-Peak RSS is ``ru_maxrss`` of this process, read after the data are loaded, after the
-glacierkit runs and at the end.
+Peak RSS is ``ru_maxrss`` of this process (MB), read after the data are loaded, after the
+timed rounds and at the end (the exhaustive run comes last).
 
 Usage::
 
@@ -58,7 +59,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=1, help="threads for every method")
     p.add_argument("--stride", type=int, default=2,
                    help="baselines use every STRIDE-th interior node per axis")
-    p.add_argument("--repeat", type=int, default=5, help="interleaved timing rounds")
+    p.add_argument("--repeat", type=int, default=7, help="interleaved timing rounds")
     p.add_argument("--no-exhaustive", action="store_true",
                    help="skip the levels=0 glacierkit run")
     p.add_argument("--json", type=Path, help="also write the results to this JSON file")

@@ -108,7 +108,7 @@ def test_match__swap_negates_field(textured):
     for f, b in ((fwd.dy_px[ok], bwd.dy_px[ok]), (fwd.dx_px[ok], bwd.dx_px[ok])):
         gap = np.abs(f + b)  # node by node: same place, other chip texture, so small noise
         assert abs(np.mean(f + b)) < 0.005
-        assert np.median(gap) < 0.01 and np.percentile(gap, 95) < 0.06
+        assert np.median(gap) < 0.01 and np.percentile(gap, 95) < 0.1
 
 
 def _smooth_flow(rr, cc):

@@ -104,8 +104,7 @@ class LevelImages:
     Attributes:
         method: ``"ncc"`` or ``"oc"``.
         chip: Chip size ``C`` (px).
-        taper: 1-D Tukey taper ``(C,)`` float32.
-        weights: Chip taper ``(C, C)`` float32 (outer product of ``taper``).
+        weights: Chip taper ``(C, C)`` float32 (outer product of a 1-D Tukey taper).
         ref: Reference image ``(H, W)``: float32 centred and filled (NCC) or complex64 unit
             gradient orientation, 0 on nodata (OC).
         sec: Secondary image, same conventions.
@@ -119,7 +118,6 @@ class LevelImages:
 
     method: Method
     chip: int
-    taper: np.ndarray
     weights: np.ndarray
     ref: np.ndarray
     sec: np.ndarray
@@ -167,17 +165,22 @@ def prepare_level(reference: np.ndarray, secondary: np.ndarray, *, chip: int, ta
         sec = orientation(secondary)
         sec_var = _chip_filter((sec.real.astype(np.float64) ** 2
                                 + sec.imag.astype(np.float64) ** 2), w1)
-        return LevelImages(method, chip, w1, weights, orientation(reference), sec, sec_var,
+        return LevelImages(method, chip, weights, orientation(reference), sec, sec_var,
                            *bad, texture_floor=1e-6 * wsum)
-    centre = float(np.mean(reference[ref_ok])) if ref_ok.any() else 0.0
+    centre = float(reference.mean() if bad[0] is None else
+                   (reference[ref_ok].mean() if ref_ok.any() else 0.0))
     sigma = max(2.0, chip / 4.0)
     ref64 = fill_nodata(reference - centre, ref_ok, sigma_px=sigma)
     sec64 = fill_nodata(secondary - centre, sec_ok, sigma_px=sigma)
     s1 = _chip_filter(sec64, w1)
-    sec_var = np.maximum(_chip_filter(sec64 * sec64, w1) - s1 * s1 / wsum, 0.0)
+    sec_var = _chip_filter(sec64 * sec64, w1)
+    s1 *= s1
+    s1 /= wsum
+    sec_var -= s1
+    np.maximum(sec_var, 0.0, out=sec_var)
     scale = max(float(np.std(ref64[::4, ::4])), abs(centre), 1e-12)
     floor = wsum * max(min_texture, 1e-5 * scale) ** 2
-    return LevelImages(method, chip, w1, weights, ref64.astype(np.float32),
+    return LevelImages(method, chip, weights, ref64.astype(np.float32),
                        sec64.astype(np.float32), sec_var, *bad, texture_floor=floor)
 
 
@@ -195,10 +198,9 @@ def pyr_down(image: np.ndarray) -> np.ndarray:
         weight fell on valid pixels.
     """
     valid = np.isfinite(image)
-    src = np.where(valid, image, 0.0).astype(np.float64)
-    out = cv2.pyrDown(src)
     if valid.all():
-        return out
+        return cv2.pyrDown(np.asarray(image, dtype=np.float64))
+    out = cv2.pyrDown(np.where(valid, image, 0.0).astype(np.float64))
     wts = cv2.pyrDown(valid.astype(np.float64))
     ok = wts >= 0.5
     return np.divide(out, wts, out=np.full_like(out, np.nan), where=ok)

@@ -45,13 +45,12 @@ def find_peaks(score: np.ndarray, *, exclusion_px: int) -> Peaks:
     filled = np.where(finite, score, -np.inf)
     flat = filled.reshape(n, -1).argmax(axis=1)
     row, col = np.divmod(flat, size)
-    value = filled.reshape(n, -1)[np.arange(n), flat]
-    has = np.isfinite(value)
-    value = np.where(has, value, np.nan)
+    value = filled.reshape(n, -1)[np.arange(n), flat].astype(np.float64)
+    value[~np.isfinite(value)] = np.nan
     count = finite.sum(axis=(1, 2))
-    mean_abs = np.where(finite, np.abs(score), 0.0).sum(axis=(1, 2)) / np.maximum(count, 1)
-    snr = _safe_ratio(value, mean_abs)
-    ratio = _peak_ratio(filled, row, col, value, exclusion_px)
+    mean_abs = np.abs(np.where(finite, score, 0.0)).sum(axis=(1, 2)) / np.maximum(count, 1)
+    snr = _safe_ratio(value, np.where(count > 0, mean_abs, np.nan))
+    ratio = _safe_ratio(value, _second_peak(filled, row, col, exclusion_px))
     on_border = (row == 0) | (col == 0) | (row == size - 1) | (col == size - 1)
     return Peaks(row, col, value, snr, ratio, on_border & (size > 1))
 
@@ -60,35 +59,33 @@ def _safe_ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     """``num / den``: ``inf`` where ``den ≤ 0 < num``, NaN where undefined."""
     num = np.asarray(num, dtype=np.float64)
     den = np.asarray(den, dtype=np.float64)
-    ok = np.isfinite(num) & np.isfinite(den) & (den > 0)
-    out = np.divide(num, den, out=np.full(num.shape, np.nan), where=ok)
-    return np.where(np.isfinite(num) & np.isfinite(den) & (den <= 0) & (num > 0), np.inf, out)
+    both = np.isfinite(num) & np.isfinite(den)
+    out = np.divide(num, den, out=np.full(num.shape, np.nan), where=both & (den > 0))
+    return np.where(both & (den <= 0) & (num > 0), np.inf, out)
 
 
-def _local_maxima(filled: np.ndarray) -> np.ndarray:
-    """True where a value is ≥ its 8 neighbours (surfaces padded with ``-inf``)."""
-    padded = np.pad(filled, ((0, 0), (1, 1), (1, 1)), constant_values=-np.inf)
+def _max3x3(filled: np.ndarray) -> np.ndarray:
+    """Maximum over each 3 × 3 neighbourhood of a stack ``(n, S, S)`` (``-inf`` outside)."""
+    n, size_r, size_c = filled.shape
+    pad = np.full((n, size_r + 2, size_c + 2), -np.inf, dtype=filled.dtype)
+    pad[:, 1:-1, 1:-1] = filled
+    rows = np.maximum(np.maximum(pad[:, :, :-2], pad[:, :, 1:-1]), pad[:, :, 2:])
+    return np.maximum(np.maximum(rows[:, :-2], rows[:, 1:-1]), rows[:, 2:])
+
+
+def _second_peak(filled: np.ndarray, row: np.ndarray, col: np.ndarray,
+                 exclusion_px: int) -> np.ndarray:
+    """Highest local maximum outside the exclusion zone (else the highest value there).
+
+    Returns:
+        ``(n,)`` float64; NaN where no finite value lies outside the zone.
+    """
     size_r, size_c = filled.shape[1:]
-    centre = padded[:, 1:-1, 1:-1]
-    is_max = np.isfinite(centre)
-    for dr in (-1, 0, 1):
-        for dc in (-1, 0, 1):
-            if dr or dc:
-                is_max &= centre >= padded[:, 1 + dr:1 + dr + size_r, 1 + dc:1 + dc + size_c]
-    return is_max
-
-
-def _peak_ratio(filled: np.ndarray, row: np.ndarray, col: np.ndarray, value: np.ndarray,
-                exclusion_px: int) -> np.ndarray:
-    """First peak / highest local maximum outside the exclusion zone (see :class:`Peaks`)."""
-    size_r, size_c = filled.shape[1:]
-    rr = np.arange(size_r)[None, :, None]
-    cc = np.arange(size_c)[None, None, :]
-    outside = np.maximum(np.abs(rr - row[:, None, None]),
-                         np.abs(cc - col[:, None, None])) > exclusion_px
-    outside = outside & np.isfinite(filled)
-    candidates = np.where(outside & _local_maxima(filled), filled, -np.inf).max(axis=(1, 2))
+    local_max = filled == _max3x3(filled)
+    far_r = np.abs(np.arange(size_r)[None, :] - row[:, None]) > exclusion_px
+    far_c = np.abs(np.arange(size_c)[None, :] - col[:, None]) > exclusion_px
+    outside = (far_r[:, :, None] | far_c[:, None, :]) & np.isfinite(filled)
     fallback = np.where(outside, filled, -np.inf).max(axis=(1, 2))
-    second = np.where(np.isfinite(candidates), candidates, fallback)
-    second = np.where(np.isfinite(second), second, np.nan)
-    return _safe_ratio(value, second)
+    candidates = np.where(outside & local_max, filled, -np.inf).max(axis=(1, 2))
+    second = np.where(np.isfinite(candidates), candidates, fallback).astype(np.float64)
+    return np.where(np.isfinite(second), second, np.nan)

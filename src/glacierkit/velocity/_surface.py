@@ -43,9 +43,9 @@ class Surfaces:
             at window position ``(i, j)``, i.e. the shift ``(i - r, j - r)`` px relative to
             the window centre. NaN where the secondary chip has no texture.
         cross: Spectrum ``(n, M, K)`` complex64 (``K = M // 2 + 1`` for NCC) of the numerator
-            restricted to the periodic component of the window (see :func:`smooth_spectrum`).
-        smooth: The rest of the numerator (smooth component of the window) at the integer
-            shifts, ``(n, S, S)``; ``cross`` and ``smooth`` sum to the numerator.
+            after removing each window's plane (see :func:`remove_plane`).
+        offset: Numerator of the removed planes, ``(n, 1, 1)``; the numerator at any shift is
+            the interpolant of ``cross`` plus ``offset``.
         ref_energy: ``E_T``, ``(n,)`` float64 (≤ the texture floor: textureless chip).
         sec_energy: ``E_W`` at the integer shifts, ``(n, S, S)`` float64.
         size: FFT size ``M`` (px).
@@ -54,50 +54,11 @@ class Surfaces:
 
     score: np.ndarray
     cross: np.ndarray
-    smooth: np.ndarray
+    offset: np.ndarray
     ref_energy: np.ndarray
     sec_energy: np.ndarray
     size: int
     one_sided: bool
-
-
-@functools.lru_cache(maxsize=8)
-def _smooth_factors(size: int, n_freq: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per-frequency factors of the smooth-component spectrum (see :func:`smooth_spectrum`)."""
-    zq = np.exp(2j * np.pi * np.arange(size) / size)
-    zk = zq[:n_freq] if n_freq < size else zq
-    denom = 2.0 * zq.real[:, None] + 2.0 * zk.real[None, :] - 4.0
-    denom[0, 0] = np.inf  # zero frequency: the smooth part has zero mean
-    rows = (1.0 - zq)[:, None] / denom
-    cols = (1.0 - zk)[None, :] / denom
-    return rows.astype(np.complex64), cols.astype(np.complex64)
-
-
-def smooth_spectrum(windows: np.ndarray, *, real: bool, workers: int = 1) -> np.ndarray:
-    """Spectrum of the smooth part of each window (periodic-plus-smooth decomposition).
-
-    Moisan (2011, J. Math. Imaging Vis. 39:161, doi:10.1007/s10851-010-0227-1): a window is
-    the sum of a periodic component, free of the jumps that wrap-around creates at its
-    borders, and a smooth component ``s`` that carries them: ``ŝ = v̂ / (2 cos 2πq/M +
-    2 cos 2πk/M - 4)`` with ``v`` the border-jump image. ``v̂`` is separable, so only 1-D FFTs
-    of the border differences are needed.
-
-    Args:
-        windows: ``(n, M, M)`` float32 (``real``) or complex64 windows.
-        real: Return the one-sided (``rfft2``) spectrum.
-        workers: FFT threads.
-
-    Returns:
-        ``(n, M, K)`` complex64 spectrum of ``s`` (0 at the zero frequency).
-    """
-    rows_jump = windows[:, -1, :] - windows[:, 0, :]
-    cols_jump = windows[:, :, -1] - windows[:, :, 0]
-    a_hat = (sfft.rfft if real else sfft.fft)(rows_jump, axis=1, workers=workers)
-    b_hat = sfft.fft(cols_jump, axis=1, workers=workers)
-    fac_rows, fac_cols = _smooth_factors(windows.shape[1], a_hat.shape[1])
-    out = a_hat[:, None, :] * fac_rows
-    out += b_hat[:, :, None] * fac_cols
-    return out
 
 
 def _forward_padded(kernel: np.ndarray, size: int, *, real: bool, workers: int) -> np.ndarray:
@@ -116,6 +77,52 @@ def _inverse_corner(spec: np.ndarray, size: int, n_shift: int, *, real: bool,
     if real:
         return sfft.irfft(cols, n=size, axis=2, workers=workers)[:, :, :n_shift]
     return sfft.ifft(cols, axis=2, workers=workers)[:, :, :n_shift].real
+
+
+@functools.lru_cache(maxsize=8)
+def _ramp_spectra(size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Centred ramp ``t - (M - 1) / 2`` and its 1-D DFT (full, for rows) and rDFT (columns)."""
+    axis = np.arange(size, dtype=np.float64) - (size - 1) / 2.0
+    return axis, np.fft.fft(axis).astype(np.complex64), np.fft.rfft(axis).astype(np.complex64)
+
+
+def remove_plane(windows: np.ndarray, spec: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """Remove each window's least-squares plane from its spectrum; return the plane numerator.
+
+    The circular correlation used for sub-pixel interpolation wraps around the window, and
+    the jump between opposite window borders rings into the band-limited interpolant. Much of
+    that jump is the local brightness gradient. A plane ``L`` adds only a constant to the
+    numerator because the tapered zero-mean kernel sums to zero: ``Σ K(p) L(p + u) =
+    g_y Σ K p_y + g_x Σ K p_x`` for every shift ``u``. The plane is therefore removed from the
+    window spectrum (a ramp's 2-D DFT lives in one row and one column) and its constant
+    numerator is added back exactly.
+
+    Args:
+        windows: ``(n, M, M)`` float32 windows (not modified).
+        spec: ``(n, M, M // 2 + 1)`` their ``rfft2`` spectra, modified in place.
+        kernel: ``(n, C, C)`` tapered zero-mean chips (top-left aligned in the window).
+
+    Returns:
+        ``(n, 1, 1)`` float64 numerator of the removed planes (the same for every shift).
+    """
+    size, chip = windows.shape[1], kernel.shape[1]
+    axis, ramp_rows, ramp_cols = _ramp_spectra(size)
+    norm = size * float(np.sum(axis * axis))
+    g_y, g_x = _moments(windows, axis)
+    g_y, g_x = g_y / norm, g_x / norm
+    spec[:, :, 0] -= (g_y[:, None] * ramp_rows * size).astype(np.complex64)
+    spec[:, 0, :] -= (g_x[:, None] * ramp_cols * size).astype(np.complex64)
+    k_y, k_x = _moments(kernel, axis[:chip])
+    return (g_y * k_y + g_x * k_x)[:, None, None]
+
+
+def _moments(images: np.ndarray, axis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """First moments ``Σ a[i] X[i, j]`` and ``Σ a[j] X[i, j]`` of a stack ``(n, m, m)``."""
+    n, m, _ = images.shape
+    flat = images.reshape(n * m, m)
+    along_cols = (flat @ axis.astype(images.dtype)).reshape(n, m)
+    row_sums = (flat @ np.ones(m, dtype=images.dtype)).reshape(n, m)
+    return row_sums.astype(np.float64) @ axis, along_cols.sum(axis=1, dtype=np.float64)
 
 
 def _kernels(level: LevelImages, chips: np.ndarray) -> tuple[np.ndarray, np.ndarray,
@@ -137,7 +144,7 @@ def _kernels(level: LevelImages, chips: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 def correlate(level: LevelImages, chip_rc: tuple[np.ndarray, np.ndarray],
               window_rc: tuple[np.ndarray, np.ndarray], radius: int, *,
-              subpixel: bool = True, workers: int = 1) -> Surfaces:
+              workers: int = 1) -> Surfaces:
     """Correlation surfaces of a batch of nodes.
 
     Args:
@@ -147,8 +154,6 @@ def correlate(level: LevelImages, chip_rc: tuple[np.ndarray, np.ndarray],
         window_rc: Secondary window top-left ``(rows, cols)``, int arrays ``(n,)``, windows
             inside the image.
         radius: Search radius ``r`` (px); window size ``M = C + 2 r``.
-        subpixel: Also split the numerator for sub-pixel interpolation (``cross`` and
-            ``smooth``); otherwise ``cross`` is the plain numerator spectrum and ``smooth`` 0.
         workers: Threads for the FFTs.
 
     Returns:
@@ -164,25 +169,17 @@ def correlate(level: LevelImages, chip_rc: tuple[np.ndarray, np.ndarray],
     if real:
         windows -= mean[:, None, None]
         spec_w = sfft.rfft2(windows, workers=workers)
+        offset = remove_plane(windows, spec_w, kernel)
     else:
         spec_w = sfft.fft2(windows, workers=workers)
-    kconj = _forward_padded(kernel, size, real=real, workers=workers)
-    np.conj(kconj, out=kconj)
-    if subpixel:  # one inverse FFT call for [numerator, its smooth-component part]
-        spectra = np.empty((2 * n_batch, *kconj.shape[1:]), dtype=kconj.dtype)
-        np.multiply(kconj, spec_w, out=spectra[:n_batch])
-        smooth_spec = smooth_spectrum(windows, real=real, workers=workers)
-        np.multiply(kconj, smooth_spec, out=spectra[n_batch:])
-        both = _inverse_corner(spectra, size, n_shift, real=real, workers=workers)
-        num, smooth = both[:n_batch], both[n_batch:]
-        cross = np.subtract(spectra[:n_batch], spectra[n_batch:], out=spectra[:n_batch])
-    else:
-        cross = np.multiply(kconj, spec_w, out=kconj)
-        num = _inverse_corner(cross, size, n_shift, real=real, workers=workers)
-        smooth = np.zeros_like(num)
+        offset = np.zeros((n_batch, 1, 1))
+    cross = _forward_padded(kernel, size, real=real, workers=workers)
+    np.conj(cross, out=cross)
+    cross *= spec_w
+    num = _inverse_corner(cross, size, n_shift, real=real, workers=workers) + offset
     sec_energy = sliding_window_view(level.sec_var, (n_shift, n_shift))[window_rc]
     score = normalise(num, ref_energy, sec_energy, level.texture_floor)
-    return Surfaces(score, cross, smooth, ref_energy, sec_energy, size, real)
+    return Surfaces(score, cross, offset, ref_energy, sec_energy, size, real)
 
 
 def normalise(num: np.ndarray, ref_energy: np.ndarray, sec_energy: np.ndarray,
