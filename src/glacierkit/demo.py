@@ -156,16 +156,25 @@ def _step_velocity(out: Path) -> tuple[list[Path], dict[str, Any], list[str]]:
     res = run_velocity(d / "LC80630182016200LGN00_B8_yahtse.TIF",
                        d / "LC80630182016216LGN00_B8_yahtse.TIF", vout,
                        params=TrackingParams(chip_size_px=32, search_px=32, step_px=8),
+                       stable=d / "yahtse_stable_rock.shp", dem=d / "yahtse_srtm_dem.tif",
                        overwrite=True)
     counts = res.report["status_counts"]
+    corr = res.report["corrections"]
     total = sum(counts.values())
     v = open_raster(vout / "velocity.tif").band("v")
     numbers = {"dt_days": round(res.report["time"]["dt_days"], 4),
                "nodes": total, "valid_share": round(counts["OK"] / total, 3),
                "tracking_seconds": res.report["tracking"]["seconds"],
-               "speed_p95_m_per_yr": round(float(np.nanpercentile(v, 95)), 1)}
-    notes = ["Raw offsets (no outlier filtering or stable-ground correction yet: those steps "
-             "of the velocity issue are in progress)."]
+               "speed_p95_m_per_yr": round(float(np.nanpercentile(v, 95)), 1),
+               "stable_nodes": corr["stable"]["after"]["n"]}
+    for when in ("before", "after"):
+        for c in ("dx", "dy"):
+            numbers[f"stable_nmad_{c}_px_{when}"] = round(corr["stable"][when][c]["nmad"], 4)
+    numbers["stable_nmad_vx_vy_m_per_yr_after"] = [
+        round(corr["stable_after_m_per_unit"][c]["nmad"], 1) for c in ("dx", "dy")]
+    notes = ["Outliers removed by the NDC, MAD and small-clump filters; constant shift, then a "
+             "joint plane + elevation regression fitted on the 42 rock polygons with the SRTM "
+             "DEM. The quality metrics (GLAFT) and velocity-qa are still in progress."]
     return res.outputs, numbers, notes
 
 

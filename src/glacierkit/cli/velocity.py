@@ -8,6 +8,7 @@ import typer
 from rich.console import Console
 
 from glacierkit.cli.main import app
+from glacierkit.velocity.filtering import FilterConfig
 from glacierkit.velocity.pipeline import TrackingParams, run_velocity
 
 
@@ -31,6 +32,14 @@ def velocity(
                                                  help="Reference and secondary ISO dates."),
     ignore: Path | None = typer.Option(None, "--ignore",
                                        help="Polygons to ignore (clouds, water)."),
+    stable: Path | None = typer.Option(None, "--stable",
+                                       help="Stable-ground polygons (corrections fit there)."),
+    outlines: Path | None = typer.Option(None, "--outlines",
+                                         help="Glacier outlines; outside = stable ground."),
+    dem: Path | None = typer.Option(None, "--dem", help="DEM (any grid) for the "
+                                    "topography-related correction."),
+    no_filter: bool = typer.Option(False, "--no-filter",
+                                   help="Keep raw offsets (no NDC/MAD/clump filtering)."),
     align: bool = typer.Option(False, "--align",
                                help="Resample the secondary onto the reference grid."),
     units: str = typer.Option("m/yr", "--units", help="m/yr | m/day."),
@@ -45,7 +54,9 @@ def velocity(
                             method=method, prefilter=prefilter)  # type: ignore[arg-type]
     res = run_velocity(reference, secondary, out, params=params, kind=kind,  # type: ignore[arg-type]
                        speckle_filter=speckle_filter, dt_days=dt_days, dates=dates,
-                       ignore=ignore, align="reference" if align else None,
+                       ignore=ignore, stable=stable, outlines=outlines, dem=dem,
+                       filters=None if no_filter else FilterConfig(),
+                       align="reference" if align else None,
                        units=units, band=band, pixel_size_m=pixel_size,  # type: ignore[arg-type]
                        quicklook=not no_quicklook, overwrite=overwrite)
     counts = res.report["status_counts"]
@@ -54,5 +65,11 @@ def velocity(
     con.print(f"dt = {res.report['time']['dt_days']:.3f} days ({res.report['time']['source']})")
     con.print(f"nodes: {total}, valid {counts['OK'] + counts['FILLED']} "
               f"({100 * (counts['OK'] + counts['FILLED']) / max(total, 1):.1f} %)")
+    corr = res.report.get("corrections")
+    if corr:
+        b, a = corr["stable"]["before"], corr["stable"]["after"]
+        con.print(f"stable ground ({corr['stable_ground']}, {a['n']} nodes) NMAD dx/dy: "
+                  f"{b['dx']['nmad']:.3f}/{b['dy']['nmad']:.3f} px before, "
+                  f"{a['dx']['nmad']:.3f}/{a['dy']['nmad']:.3f} px after corrections")
     for p in res.outputs:
         con.print(f"  wrote {p}")

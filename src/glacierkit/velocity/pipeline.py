@@ -19,6 +19,14 @@ import numpy as np
 
 from glacierkit import __version__
 from glacierkit.io import Grid, Raster, rasterize, read_vector
+from glacierkit.velocity.corrections import (
+    ConstantShift,
+    CorrectionPipeline,
+    ElevationRegression,
+    Plane,
+    grid_coordinates,
+    stable_stats,
+)
 from glacierkit.velocity.dates import TimeSeparation, pair_time_separation
 from glacierkit.velocity.field import (
     VelocityUnits,
@@ -26,7 +34,14 @@ from glacierkit.velocity.field import (
     pixel_to_map,
     velocity,
 )
-from glacierkit.velocity.inputs import ImageKind, prepare_image, read_pair
+from glacierkit.velocity.filtering import FilterConfig, filter_field, sync_status
+from glacierkit.velocity.inputs import (
+    ImageKind,
+    dem_on_grid,
+    prepare_image,
+    read_pair,
+    stable_mask,
+)
 from glacierkit.velocity.kernels import MatchResult, match
 from glacierkit.velocity.outputs import (
     check_outputs,
@@ -126,6 +141,11 @@ def run_velocity(reference: str | os.PathLike[str], secondary: str | os.PathLike
                  kind: ImageKind = "optical", speckle_filter: bool = False,
                  dt_days: float | None = None, dates: tuple[str, str] | None = None,
                  ignore: str | os.PathLike[str] | None = None,
+                 stable: str | os.PathLike[str] | None = None,
+                 outlines: str | os.PathLike[str] | None = None,
+                 dem: str | os.PathLike[str] | None = None,
+                 filters: FilterConfig | None = FilterConfig(),  # noqa: B008 - frozen config
+                 min_stable: int = 100,
                  align: Literal["reference"] | None = None, units: VelocityUnits = "m/yr",
                  band: int = 1, pixel_size_m: float | None = None, quicklook: bool = True,
                  overwrite: bool = False, workers: int = 1) -> VelocityResult:
@@ -141,6 +161,14 @@ def run_velocity(reference: str | os.PathLike[str], secondary: str | os.PathLike
         dt_days: Time separation (days); default from ``dates``, MTL files or file names.
         dates: ``(reference, secondary)`` ISO dates.
         ignore: Polygons of areas to ignore (clouds, water, layover).
+        stable: Stable-ground polygons (rock); the corrections are fitted on them.
+        outlines: Glacier outlines whose outside is stable ground (instead of ``stable``).
+        dem: DEM (any grid; resampled onto the node grid, logged). With it the correction is
+            a constant shift + a joint fit of a plane in x, y and a linear elevation term
+            ("topography-related offset"); without it, a constant shift + a plane ("global
+            deformation"). No correction without ``stable``/``outlines``.
+        filters: Outlier filter chain (``None`` to keep raw offsets).
+        min_stable: Fewest valid stable nodes for the corrections.
         align: ``"reference"`` to resample the secondary onto the reference grid.
         units: ``"m/yr"`` (default) or ``"m/day"``.
         band: 1-based band to track.
@@ -167,7 +195,24 @@ def run_velocity(reference: str | os.PathLike[str], secondary: str | os.PathLike
     tracked = track_pair(ref, sec, params, kind=kind, speckle_filter=speckle_filter,
                          ignore=ignore_mask, workers=workers)
     res = tracked.result
-    dx_m, dy_m = pixel_to_map(res.dy_px, res.dx_px, ref.grid)
+    dx_px, dy_px, status = res.dx_px, res.dy_px, res.status
+    filter_log: list[Any] = []
+    if filters is not None:
+        fr = filter_field(dx_px, dy_px, status, config=filters, peak_corr=res.peak_corr,
+                          snr=res.snr, peak_ratio=res.peak_ratio)
+        dx_px, dy_px, status, filter_log = fr.dx, fr.dy, fr.status, fr.log
+    corrections_report: dict[str, Any] | None = None
+    if stable is not None or outlines is not None:
+        valid = np.isfinite(dx_px) & np.isfinite(dy_px)
+        mask, mask_desc = stable_mask(tracked.node_grid, valid, stable=stable,
+                                      outlines=outlines, min_nodes=min_stable)
+        dx_px, dy_px, corrections_report = _correct(dx_px, dy_px, mask, tracked.node_grid,
+                                                    dem=dem, min_stable=min_stable)
+        corrections_report["stable_ground"] = mask_desc
+        corrections_report["stable_after_m_per_unit"] = _stats_in_units(
+            dx_px, dy_px, mask, ref.grid, ts.dt_days, units)
+        status = sync_status(status, dx_px, dy_px)
+    dx_m, dy_m = pixel_to_map(dy_px, dx_px, ref.grid)
     vx, vy, v = velocity(dx_m, dy_m, ts.dt_days, units=units)
     report: dict[str, Any] = {
         "glacierkit_version": __version__,
@@ -180,7 +225,10 @@ def run_velocity(reference: str | os.PathLike[str], secondary: str | os.PathLike
         "node_grid": {"grid": tracked.node_grid.describe(),
                       "georeferencing": "cell centres = chip centres (node-centre)"},
         "units": {"velocity": units, "displacement": "m"},
-        "status_counts": status_counts(res.status),
+        "filtering": {"config": filters.to_dict() if filters is not None else None,
+                      "log": filter_log},
+        "corrections": corrections_report,
+        "status_counts": status_counts(status),
     }
     tags = {"glacierkit_version": __version__, "reference": Path(reference).name,
             "secondary": Path(secondary).name, "dt_days": ts.dt_days,
@@ -191,7 +239,7 @@ def run_velocity(reference: str | os.PathLike[str], secondary: str | os.PathLike
     out.mkdir(parents=True, exist_ok=True)
     outputs = write_products(out, tracked.node_grid, vx=vx, vy=vy, v=v, dx_m=dx_m, dy_m=dy_m,
                              peak_corr=res.peak_corr, snr=res.snr, peak_ratio=res.peak_ratio,
-                             status=res.status, units=units, tags=tags, overwrite=overwrite)
+                             status=status, units=units, tags=tags, overwrite=overwrite)
     if quicklook:
         title = (f"{Path(reference).stem[:24]} → {Path(secondary).stem[:24]}\n"
                  f"dt {ts.dt_days:.2f} d, chip {params.chip_size_px} px, "
@@ -201,3 +249,32 @@ def run_velocity(reference: str | os.PathLike[str], secondary: str | os.PathLike
     report["seconds"] = round(time.perf_counter() - t0, 2)
     outputs.append(write_report(out / "report.json", report, overwrite=overwrite))
     return VelocityResult(out, outputs, report)
+
+
+def _correct(dx_px: np.ndarray, dy_px: np.ndarray, mask: np.ndarray, grid: Grid, *,
+             dem: str | os.PathLike[str] | None,
+             min_stable: int) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Fit the correction pipeline on stable nodes (pixel offsets) and apply it everywhere."""
+    x, y = grid_coordinates(grid)
+    covariates: dict[str, Any] = {"x": x, "y": y}
+    report: dict[str, Any] = {}
+    if dem is not None:
+        elevation, dem_info = dem_on_grid(dem, grid)
+        covariates["dem"] = elevation
+        report["dem"] = dem_info
+        pipe: CorrectionPipeline = (ConstantShift(min_stable=min_stable)
+                                    + ElevationRegression(xy_order=1, min_stable=min_stable))
+    else:
+        pipe = ConstantShift(min_stable=min_stable) + Plane(min_stable=min_stable)
+    pipe.fit(dx_px, dy_px, mask, units="px", xy_units="m", **covariates)
+    cdx, cdy = pipe.apply(dx_px, dy_px, **covariates)
+    report.update(pipe.report())
+    return cdx, cdy, report
+
+
+def _stats_in_units(dx_px: np.ndarray, dy_px: np.ndarray, mask: np.ndarray, image_grid: Grid,
+                    dt_days: float, units: VelocityUnits) -> dict[str, Any]:
+    """Stable-ground statistics of the corrected field as velocity (east, north)."""
+    dx_m, dy_m = pixel_to_map(dy_px, dx_px, image_grid)
+    vx, vy, _ = velocity(dx_m, dy_m, dt_days, units=units)
+    return stable_stats(vx, vy, mask, units=units)
