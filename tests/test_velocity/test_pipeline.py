@@ -163,10 +163,10 @@ def test_stable_ground_correction_removes_injected_shift(shifted_pair, tmp_path:
 def test_stable_polygons_missing_the_image(shifted_pair, tmp_path: Path):
     ref, sec = shifted_pair
     far = _poly_file(tmp_path / "far_rock.gpkg", (0, 0, 100, 100))
-    with pytest.raises(InputError, match="far_rock.gpkg.*does not overlap"):
+    with pytest.raises(InputError, match=r"far_rock\.gpkg.*does not overlap"):
         run_velocity(ref, sec, tmp_path / "o", params=PARAMS, stable=far, quicklook=False)
     few = _poly_file(tmp_path / "tiny_rock.gpkg", (470000, 6679900, 470100, 6680000))
-    with pytest.raises(InputError, match="tiny_rock.gpkg covers"):
+    with pytest.raises(InputError, match=r"tiny_rock\.gpkg covers"):
         run_velocity(ref, sec, tmp_path / "o", params=PARAMS, stable=few, quicklook=False)
     assert not (tmp_path / "o").exists()
 
