@@ -50,6 +50,7 @@ from glacierkit.velocity.outputs import (
     write_report,
 )
 from glacierkit.velocity.prefilter import PrefilterName
+from glacierkit.velocity.quality import velocity_qa
 from glacierkit.velocity.status import Status
 
 log = logging.getLogger(__name__)
@@ -211,6 +212,7 @@ def run_velocity(reference: str | os.PathLike[str], secondary: str | os.PathLike
                           snr=res.snr, peak_ratio=res.peak_ratio)
         dx_px, dy_px, status, filter_log = fr.dx, fr.dy, fr.status, fr.log
     corrections_report: dict[str, Any] | None = None
+    stable_nodes: np.ndarray | None = None
     if stable is not None or outlines is not None:
         valid = np.isfinite(dx_px) & np.isfinite(dy_px)
         mask, mask_desc = stable_mask(tracked.node_grid, valid, stable=stable,
@@ -218,6 +220,7 @@ def run_velocity(reference: str | os.PathLike[str], secondary: str | os.PathLike
         dx_px, dy_px, corrections_report = _correct(dx_px, dy_px, mask, tracked.node_grid,
                                                     dem=dem, min_stable=min_stable)
         corrections_report["stable_ground"] = mask_desc
+        stable_nodes = mask
         corrections_report["stable_after_m_per_unit"] = _stats_in_units(
             dx_px, dy_px, mask, ref.grid, ts.dt_days, units)
         status = sync_status(status, dx_px, dy_px)
@@ -249,6 +252,11 @@ def run_velocity(reference: str | os.PathLike[str], secondary: str | os.PathLike
     outputs = write_products(out, tracked.node_grid, vx=vx, vy=vy, v=v, dx_m=dx_m, dy_m=dy_m,
                              peak_corr=res.peak_corr, snr=res.snr, peak_ratio=res.peak_ratio,
                              status=status, units=units, tags=tags, overwrite=overwrite)
+    if stable_nodes is not None:
+        # Accuracy of the final product on stable ground (GLAFT static-area metric, NMAD).
+        qa = velocity_qa(out / "velocity.tif", out / "velocity.tif", stable=stable_nodes,
+                         units=units)
+        report["quality"] = {k: v for k, v in qa.items() if not k.startswith("gps")}
     if quicklook:
         title = (f"{Path(reference).stem[:24]} → {Path(secondary).stem[:24]}\n"
                  f"dt {ts.dt_days:.2f} d, chip {params.chip_size_px} px, "
