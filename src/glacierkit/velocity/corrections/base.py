@@ -35,28 +35,18 @@ import numpy as np
 
 from glacierkit.errors import GridMismatchError, InputError
 from glacierkit.io.grid import Grid
+from glacierkit.velocity.quality import NMAD_FACTOR, component_stats
 
 log = logging.getLogger(__name__)
 
-#: Scale factor from the median absolute deviation to a Gaussian standard deviation.
-NMAD_FACTOR = 1.4826
 #: Covariate names a correction may require.
 COVARIATES = ("xy", "dem", "slope", "aspect")
 
 
 # ----------------------------------------------------------------------------- statistics
-def _component_stats(v: np.ndarray) -> dict[str, float]:
-    """Median, NMAD, std, RMSE of a 1-D finite sample (NaN for an empty sample)."""
-    if v.size == 0:
-        nan = float("nan")
-        return {"median": nan, "nmad": nan, "std": nan, "rmse": nan}
-    med = float(np.median(v))
-    return {
-        "median": med,
-        "nmad": float(NMAD_FACTOR * np.median(np.abs(v - med))),
-        "std": float(np.std(v)),
-        "rmse": float(np.sqrt(np.mean(v * v))),
-    }
+def _stats(values: np.ndarray) -> dict[str, float]:
+    """Median, NMAD, std, RMSE of a sample (see ``quality.component_stats``)."""
+    return {k: v for k, v in component_stats(values).as_dict().items() if k != "n"}
 
 
 def stable_stats(dx: np.ndarray, dy: np.ndarray, mask: np.ndarray, *,
@@ -78,8 +68,8 @@ def stable_stats(dx: np.ndarray, dy: np.ndarray, mask: np.ndarray, *,
     return {
         "n": int(sel.sum()),
         "units": units,
-        "dx": _component_stats(np.asarray(dx[sel], dtype=np.float64)),
-        "dy": _component_stats(np.asarray(dy[sel], dtype=np.float64)),
+        "dx": _stats(dx[sel]),
+        "dy": _stats(dy[sel]),
     }
 
 
