@@ -1,6 +1,7 @@
 # glacierkit — the two set-up commands of the README:
-#   make demo   creates .venv, installs glacierkit, runs the demo on the real example data
-#   make test   creates .venv, installs glacierkit with the dev extra, runs the test suite
+#   make demo   creates .venv, installs glacierkit (with the dl extra), runs the demo on the real example data
+#   make test   creates .venv, installs glacierkit with the dl and dev extras, runs the test suite
+# The dl extra pins torch==2.13.0 (a CPU build is served from the local wheel index).
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -14,7 +15,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[dl,dev]"
 	touch $@
 
 install: $(VENV)/.installed
