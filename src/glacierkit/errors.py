@@ -63,3 +63,10 @@ class DownloadError(GlacierkitError, OSError):
 
 class DependencyNotFoundError(GlacierkitError, ImportError):
     """An optional dependency is missing; the message gives the install command."""
+
+
+class ModelFileError(GlacierkitError, ValueError):
+    """A model file (``.gkm``) is corrupt, incomplete or of an unsupported format version.
+
+    Also raised when its weights do not fit its architecture.
+    """

@@ -55,7 +55,7 @@ def _root(
 
 def _register_commands() -> None:
     # Imported for their side effect of adding commands to ``app``.
-    from glacierkit.cli import data, demo, info, velocity, velocity_qa  # noqa: F401
+    from glacierkit.cli import data, demo, info, map, velocity, velocity_qa  # noqa: F401
 
 
 def main(argv: Sequence[str] | None = None) -> int:

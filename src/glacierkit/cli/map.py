@@ -1,0 +1,204 @@
+"""``glacierkit map``: glacier outline mapping (train, predict, evaluate, classic baseline).
+
+* ``map train CONFIG`` — train, calibrate, export and test a model from a TOML config
+  (``map train --template-config`` prints a commented template).
+* ``map predict MODEL SOURCES… -o OUT`` — full-scene tiled prediction: ``classes.tif``,
+  ``confidence.tif``, ``outlines.gpkg``.
+* ``map evaluate PRED REF [--json]`` — IoU, precision, recall, F1, area and boundary deviation.
+* ``map baseline SOURCES… -o OUT`` — the classic band-ratio / NDSI / brightness threshold.
+
+SOURCES are ``GROUP=FILE[,FILE…]`` (e.g. ``optical=rgb.tif,nir.tif dem=dem.tif``); with a
+one-group model plain file names are taken for that group.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from glacierkit.cli.main import app
+from glacierkit.errors import InputError
+
+map_app = typer.Typer(help="Glacier outline mapping: train, predict, evaluate, baseline.",
+                      no_args_is_help=True)
+app.add_typer(map_app, name="map")
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, dict):
+        return {k: _jsonable(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_jsonable(x) for x in v]
+    return v
+
+
+def parse_sources(items: list[str], groups: list[str]) -> dict[str, list[str]]:
+    """``["optical=a.tif,b.tif", "dem=d.tif"]`` → ``{"optical": [...], "dem": [...]}``.
+
+    Plain paths (no ``=``) are allowed when ``groups`` has exactly one group.
+    """
+    out: dict[str, list[str]] = {}
+    plain: list[str] = []
+    for it in items:
+        if "=" in it and not Path(it).exists():
+            g, _, files = it.partition("=")
+            if g not in groups:
+                raise InputError(f"source group {g!r} is not one of the model's groups "
+                                 f"{groups}.")
+            out.setdefault(g, []).extend(f for f in files.split(",") if f)
+        else:
+            plain.append(it)
+    if plain:
+        if len(groups) != 1:
+            raise InputError(f"the model has several source groups {groups}: give sources as "
+                             f"GROUP=FILE[,FILE...], e.g. {groups[0]}={plain[0]}.")
+        out.setdefault(groups[0], []).extend(plain)
+    if not out:
+        raise InputError("give at least one source (GROUP=FILE[,FILE...]).")
+    return out
+
+
+@map_app.command("train")
+def train(
+    config: Path | None = typer.Argument(None, help="TOML config (see --template-config)."),
+    template_config: bool = typer.Option(False, "--template-config",
+                                         help="Print a commented template config and exit."),
+    resume: bool = typer.Option(False, "--resume",
+                                help="Continue interrupted training from the last checkpoint."),
+) -> None:
+    """Train, calibrate and test an outline model; write model.gkm and report.json."""
+    from glacierkit.mapping.config import TEMPLATE, load_config
+
+    if template_config:
+        typer.echo(TEMPLATE, nl=False)
+        return
+    if config is None:
+        raise typer.BadParameter("give CONFIG or --template-config.")
+    from glacierkit.mapping.pipeline import train_mapping
+
+    cfg = load_config(config)
+    report = train_mapping(cfg, resume=resume)
+    con = Console()
+    t = Table(title=f"map train: test part ({cfg.train.strategy}, {cfg.model.arch} "
+                    f"{cfg.model.size})", title_justify="left")
+    for c in ("scene", "model", "IoU", "F1", "area dev %", "boundary mean m", "boundary p95 m",
+              "ECE before→after"):
+        t.add_column(c, justify="right" if c not in ("scene", "model") else "left")
+    for name, s in report["scenes"].items():
+        m, b = s["model"], s["baseline"]["metrics"]
+        cal = s["calibration"]
+        t.add_row(name, cfg.model.arch, f"{m['iou']:.3f}", f"{m['f1']:.3f}",
+                  f"{m['area_dev_pct']:.1f}", f"{m['boundary_mean_m']:.0f}",
+                  f"{m['boundary_p95_m']:.0f}",
+                  f"{cal['ece_before']:.3f}→{cal['ece_after']:.3f}")
+        t.add_row("", "baseline", f"{b['iou']:.3f}", f"{b['f1']:.3f}",
+                  f"{b['area_dev_pct']:.1f}", f"{b['boundary_mean_m']:.0f}",
+                  f"{b['boundary_p95_m']:.0f}", "")
+    con.print(t)
+    con.print(f"model file(s) and report.json in {cfg.out_dir}")
+
+
+@map_app.command("predict")
+def predict(
+    model: Path = typer.Argument(..., help="Model file (.gkm) from map train."),
+    sources: list[str] = typer.Argument(..., help="GROUP=FILE[,FILE...] per source group."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder (created)."),
+    backend: str = typer.Option("auto", "--backend",
+                                help="auto (torch on CUDA, else ONNX Runtime) | onnx | torch."),
+    tile_size: int | None = typer.Option(None, "--tile-size", help="Tile size (px)."),
+    overlap: int | None = typer.Option(None, "--overlap", help="Tile overlap (px)."),
+    tta: bool = typer.Option(False, "--tta", help="8-way flip/rot90 test-time augmentation."),
+    mc_samples: int = typer.Option(0, "--mc-samples",
+                                   help="Monte-Carlo dropout samples (torch backend)."),
+    region: str | None = typer.Option(None, "--region",
+                                      help="Region name for region-conditioned models."),
+    probabilities: bool = typer.Option(False, "--probabilities",
+                                       help="Also write probabilities.tif."),
+    min_area: float = typer.Option(0.0, "--min-area-km2",
+                                   help="Drop outline polygons smaller than this (km²)."),
+    align: bool = typer.Option(False, "--align",
+                               help="Resample all sources onto the first group's grid."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing products."),
+) -> None:
+    """Predict glacier classes, calibrated confidence and outlines for a whole scene."""
+    from glacierkit.dl.bundle import load_bundle
+    from glacierkit.dl.predict import predict_scene
+
+    bundle = load_bundle(model)
+    groups = [g["name"] for g in bundle.layout["groups"]]
+    src = parse_sources(sources, groups)
+    out.mkdir(parents=True, exist_ok=True)
+    res = predict_scene(bundle, src, out, backend=backend,  # type: ignore[arg-type]
+                        tile_size=tile_size, overlap=overlap, tta=tta, mc_samples=mc_samples,
+                        region=region, write_probabilities=probabilities,
+                        min_area_km2=min_area, align=align, overwrite=overwrite)
+    Console().print(f"{res.backend} ({res.device}): {res.tiles_run} tiles, "
+                    f"{res.tiles_skipped} skipped, {res.total_seconds:.1f} s → "
+                    + ", ".join(p.name for p in res.paths.values()))
+
+
+@map_app.command("evaluate")
+def evaluate(
+    pred: Path = typer.Argument(..., help="Predicted classes (GeoTIFF) or outlines (GPKG/SHP)."),
+    ref: Path = typer.Argument(..., help="Reference classes or outlines."),
+    positive: int = typer.Option(1, "--positive", help="Glacier class value in rasters."),
+    resolution: float = typer.Option(10.0, "--resolution",
+                                     help="Grid (m) for two outline files."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Compare predicted with reference outlines: IoU, F1, area and boundary deviation."""
+    from glacierkit.metrics.outlines import evaluate_outlines
+
+    r = evaluate_outlines(pred, ref, positive=positive, resolution_m=resolution)
+    if as_json:
+        typer.echo(json.dumps(_jsonable(r)))
+        return
+    t = Table(title=f"outline evaluation ({r['mode']})", title_justify="left")
+    t.add_column("quantity")
+    t.add_column("value", justify="right")
+    t.add_column("units")
+    for k, u in (("iou", ""), ("precision", ""), ("recall", ""), ("f1", ""),
+                 ("area_ref_km2", "km²"), ("area_pred_km2", "km²"), ("area_dev_km2", "km²"),
+                 ("area_dev_pct", "% of reference"), ("boundary_mean_m", "m"),
+                 ("boundary_p95_m", "m"), ("boundary_hausdorff_m", "m"),
+                 ("n_pixels", "px")):
+        v = r.get(k)
+        t.add_row(k, "—" if v is None or (isinstance(v, float) and not math.isfinite(v))
+                  else (f"{v:.4g}" if isinstance(v, float) else str(v)), u)
+    Console().print(t)
+
+
+@map_app.command("baseline")
+def baseline(
+    sources: list[str] = typer.Argument(..., help="Raster files on one grid, their bands named "
+                                        "by --bands."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder (created)."),
+    bands: list[str] = typer.Option(..., "--bands", help="Comma-separated band names per "
+                                    "file: blue, green, red, nir, swir1, swir2 (or _ to skip)."),
+    method: str = typer.Option("auto", "--method", help="auto | ndsi | ratio | brightness."),
+    threshold: float | None = typer.Option(None, "--threshold",
+                                           help="Threshold (default: method's; Otsu for "
+                                           "brightness)."),
+    min_area_px: int = typer.Option(0, "--min-area-px", help="Remove clumps below this (px)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing products."),
+) -> None:
+    """Classic glacier mapping by band ratio / NDSI / brightness threshold (no training)."""
+    from glacierkit.mapping.baseline import run_baseline
+
+    if len(bands) != len(sources):
+        raise InputError(f"give one --bands per source file ({len(sources)}); got "
+                         f"{len(bands)}.")
+    out.mkdir(parents=True, exist_ok=True)
+    res = run_baseline([Path(s) for s in sources], [b.split(",") for b in bands], out,
+                       method=method, threshold=threshold, min_area_px=min_area_px,
+                       overwrite=overwrite)
+    Console().print(f"{res['method']} threshold {res['threshold']:.4g}: glacier "
+                    f"{res['glacier_km2']:.2f} km² → classes.tif, outlines.gpkg")

@@ -1,0 +1,198 @@
+"""Segmentation models: the ResU-Net baseline and the GlaViTU-class CNN–transformer.
+
+Both follow the model contract of ``docs/design/dl.md``::
+
+    model = build_model("glavitu", group_channels=(4, 2, 2, 1), n_classes=2)
+    logits = model(x, present, cond)                  # (B, n_classes, H, W)
+    main, aux = model.forward_aux(x, present, cond)   # aux: list of (B, n_classes, H, W)
+
+``x`` is ``(B, sum(group_channels), H, W)`` float32 with ``H``, ``W`` multiples of
+``model.multiple``; ``present`` ``(B, G)`` flags available source groups (default all);
+``cond`` ``(B, cond_dim)`` or ``None``. :func:`model_kwargs` gives the JSON-serialisable
+keyword arguments that rebuild the same model with :func:`build_model` (the model file stores
+them). Both models export to ONNX with ``torch.onnx.export(..., dynamo=True)`` with dynamic
+batch, height and width (see :func:`onnx_dynamic_shapes`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from glacierkit.errors import DependencyNotFoundError, InputError
+
+try:
+    import torch
+    from torch import nn
+except ImportError as exc:  # pragma: no cover - exercised only without the dl extra
+    raise DependencyNotFoundError(
+        "glacierkit.dl.models needs PyTorch; install the deep-learning extra with "
+        "`pip install 'glacierkit[dl]'`."
+    ) from exc
+
+from glacierkit.dl.models.blocks import SegmentationModel
+from glacierkit.dl.models.glavitu import GLAVITU_SIZES, GlaViTU
+from glacierkit.dl.models.resunet import RESUNET_SIZES, ResUNet
+
+__all__ = [
+    "ARCHS",
+    "SIZES",
+    "GlaViTU",
+    "ResUNet",
+    "SegmentationModel",
+    "build_model",
+    "count_parameters",
+    "enable_mc_dropout",
+    "model_kwargs",
+    "onnx_dynamic_shapes",
+]
+
+#: Architectures :func:`build_model` knows.
+ARCHS: tuple[str, ...] = ("resunet", "glavitu")
+
+#: Size presets per architecture (``size=`` of :func:`build_model`).
+SIZES: dict[str, dict[str, dict]] = {"resunet": RESUNET_SIZES, "glavitu": GLAVITU_SIZES}
+
+_CLASSES: dict[str, type[SegmentationModel]] = {"resunet": ResUNet, "glavitu": GlaViTU}
+_INT_SEQ = ("widths",)
+_INTS = ("bottleneck", "depth", "dim", "n_blocks", "heads", "patch")
+
+
+def build_model(arch: str, *, group_channels: Sequence[int], n_classes: int,
+                cond_dim: int = 0, size: str = "tiny", dropout: float = 0.1,
+                **overrides: Any) -> SegmentationModel:
+    """Build a segmentation model.
+
+    Args:
+        arch: ``"resunet"`` or ``"glavitu"`` (see :data:`ARCHS`).
+        group_channels: channels per source group, in layout order, e.g. ``(4, 2, 2, 1)``.
+        n_classes: number of output classes ``K`` (logits ``(B, K, H, W)``), at least 2.
+        cond_dim: length of the conditioning vector (0: unconditioned, ``cond=None``).
+        size: ``"tiny"`` (tests, CPU), ``"small"`` or ``"base"`` (paper-sized, GPU); see
+            :data:`SIZES`.
+        dropout: dropout probability in the decoder (and the transformer), used for
+            Monte-Carlo dropout too.
+        **overrides: hyper-parameters replacing the size preset: ``widths`` (encoder widths
+            per scale, at least 3), ``depth`` (residual blocks per scale); ResU-Net:
+            ``bottleneck`` (width); GlaViTU: ``dim``, ``n_blocks``, ``heads``, ``mlp_ratio``,
+            ``patch`` (token grid stride relative to the deepest CNN scale).
+
+    Raises:
+        InputError: unknown arch, size or override, or an invalid value.
+    """
+    if arch not in ARCHS:
+        raise InputError(f"unknown arch {arch!r}; choose one of {', '.join(ARCHS)}.")
+    presets = SIZES[arch]
+    if size not in presets:
+        raise InputError(f"unknown size {size!r} for {arch}; choose one of "
+                         f"{', '.join(presets)} or override widths etc. explicitly.")
+    try:
+        gc = tuple(int(c) for c in group_channels)
+    except (TypeError, ValueError):
+        raise InputError(f"group_channels must be a sequence of channel counts per source "
+                         f"group, e.g. (4, 2, 2, 1); got {group_channels!r}.") from None
+    if not gc or any(c < 1 for c in gc):
+        raise InputError(f"group_channels must list at least one group with >= 1 channel "
+                         f"each; got {group_channels!r}.")
+    if int(n_classes) < 2:
+        raise InputError(f"n_classes must be >= 2 (use 2 for glacier / not glacier); "
+                         f"got {n_classes}.")
+    if int(cond_dim) < 0:
+        raise InputError(f"cond_dim must be >= 0 (0 for no conditioning); got {cond_dim}.")
+    if not 0.0 <= float(dropout) < 1.0:
+        raise InputError(f"dropout must be in [0, 1); got {dropout}.")
+    config = dict(presets[size])
+    unknown = sorted(set(overrides) - set(config))
+    if unknown:
+        raise InputError(f"unknown override(s) {', '.join(unknown)} for {arch}; allowed: "
+                         f"{', '.join(sorted(config))}.")
+    config.update(overrides)
+    config = _check_config(arch, config)
+    return _CLASSES[arch](group_channels=gc, n_classes=int(n_classes), cond_dim=int(cond_dim),
+                          size=size, dropout=float(dropout), **config)
+
+
+def _check_config(arch: str, config: dict) -> dict:
+    out = dict(config)
+    try:
+        out["widths"] = tuple(int(w) for w in config["widths"])
+        for key in _INTS:
+            if key in config:
+                out[key] = int(config[key])
+        if "mlp_ratio" in config:
+            out["mlp_ratio"] = float(config["mlp_ratio"])
+    except (TypeError, ValueError):
+        raise InputError(f"invalid {arch} hyper-parameters {config!r}: widths must be a list "
+                         "of ints, the others numbers.") from None
+    if len(out["widths"]) < 3 or any(w < 4 for w in out["widths"]):
+        raise InputError(f"widths must list at least 3 scales of >= 4 channels each; got "
+                         f"{config['widths']!r}.")
+    if any(out.get(k, 1) < 1 for k in _INTS) or out.get("mlp_ratio", 1.0) <= 0:
+        raise InputError(f"{arch} hyper-parameters must be positive; got {config!r}.")
+    if arch == "glavitu" and out["dim"] % out["heads"]:
+        raise InputError(f"dim ({out['dim']}) must be divisible by heads ({out['heads']}); "
+                         "choose e.g. dim=128, heads=4.")
+    return out
+
+
+def model_kwargs(model: nn.Module) -> dict[str, Any]:
+    """JSON-serialisable keyword arguments that rebuild ``model`` with :func:`build_model`.
+
+    All hyper-parameters are resolved (not just the overrides), so the model rebuilds
+    identically even if the size presets change in a later version.
+    """
+    if not isinstance(model, SegmentationModel):
+        raise InputError(f"model_kwargs needs a model from build_model; got "
+                         f"{type(model).__name__}.")
+    return {
+        "arch": model.arch,
+        "group_channels": list(model.group_channels),
+        "n_classes": model.n_classes,
+        "cond_dim": model.cond_dim,
+        "size": model.size,
+        "dropout": model.dropout_p,
+        **{k: (list(v) if isinstance(v, tuple | list) else v) for k, v in model.config.items()},
+    }
+
+
+def enable_mc_dropout(model: nn.Module) -> nn.Module:
+    """Evaluation mode except the dropout layers (Monte-Carlo dropout); returns ``model``.
+
+    Normalisation layers stay in evaluation mode (the models use GroupNorm, which is
+    identical in both modes). Call ``model.eval()`` to switch Monte-Carlo dropout off again.
+    """
+    model.eval()
+    n = 0
+    for m in model.modules():
+        if isinstance(m, nn.modules.dropout._DropoutNd):
+            m.train()
+            n += m.p > 0
+    if n == 0:
+        raise InputError(f"{type(model).__name__} has no dropout layers, so Monte-Carlo "
+                         "dropout would repeat one prediction; build it with dropout > 0.")
+    return model
+
+
+def count_parameters(model: nn.Module, *, trainable_only: bool = False) -> int:
+    """Number of parameters (elements) of ``model``."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def onnx_dynamic_shapes(model: SegmentationModel, *, with_cond: bool | None = None) -> dict:
+    """``dynamic_shapes`` for ``torch.onnx.export(model, (x, present, cond), dynamo=True)``.
+
+    Batch is dynamic; height and width are dynamic multiples of ``model.multiple``
+    (``multiple * Dim``), which lets the exporter prove the down/up-sampling shapes agree.
+    ``cond`` gets a dynamic batch when the model is conditioned (``with_cond`` defaults to
+    ``model.cond_dim > 0``), else ``None``.
+    """
+    dim = torch.export.Dim
+    batch = dim("batch", min=1, max=4096)
+    h = model.multiple * dim("h_blocks", min=1, max=4096)
+    w = model.multiple * dim("w_blocks", min=1, max=4096)
+    with_cond = model.cond_dim > 0 if with_cond is None else with_cond
+    return {
+        "x": {0: batch, 2: h, 3: w},
+        "present": {0: batch},
+        "cond": {0: batch} if with_cond else None,
+    }
