@@ -187,3 +187,8 @@ def test_yahtse_real_pair_with_rock_and_dem(yahtse: Path, tmp_path: Path):
     assert "bilinear" in corr["dem"]["resampling"]
     counts = res.report["status_counts"]
     assert counts["OK"] / sum(counts.values()) > 0.8
+    # EDGE re-search (measured: 1307 border-peak nodes, 1035 re-matched, most in Icy Bay
+    # water and later filtered; 383 more valid nodes, at the fast termini).
+    edges = res.report["tracking"]["edge_research"]
+    assert edges["enabled"] and edges["radius_px"] == 8
+    assert 0 < edges["recovered"] <= edges["candidates"]

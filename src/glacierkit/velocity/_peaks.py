@@ -42,13 +42,17 @@ def find_peaks(score: np.ndarray, *, exclusion_px: int) -> Peaks:
     """
     n, size, _ = score.shape
     finite = np.isfinite(score)
-    filled = np.where(finite, score, -np.inf)
+    if finite.all():  # the common case: skip the masking passes
+        filled, count = score, np.full(n, size * size)
+        mean_abs = np.abs(score).sum(axis=(1, 2), dtype=np.float64) / (size * size)
+    else:
+        filled = np.where(finite, score, -np.inf)
+        count = finite.sum(axis=(1, 2))
+        mean_abs = np.abs(np.where(finite, score, 0.0)).sum(axis=(1, 2)) / np.maximum(count, 1)
     flat = filled.reshape(n, -1).argmax(axis=1)
     row, col = np.divmod(flat, size)
     value = filled.reshape(n, -1)[np.arange(n), flat].astype(np.float64)
     value[~np.isfinite(value)] = np.nan
-    count = finite.sum(axis=(1, 2))
-    mean_abs = np.abs(np.where(finite, score, 0.0)).sum(axis=(1, 2)) / np.maximum(count, 1)
     snr = _safe_ratio(value, np.where(count > 0, mean_abs, np.nan))
     ratio = _safe_ratio(value, _second_peak(filled, row, col, exclusion_px))
     on_border = (row == 0) | (col == 0) | (row == size - 1) | (col == size - 1)
@@ -84,8 +88,9 @@ def _second_peak(filled: np.ndarray, row: np.ndarray, col: np.ndarray,
     local_max = filled == _max3x3(filled)
     far_r = np.abs(np.arange(size_r)[None, :] - row[:, None]) > exclusion_px
     far_c = np.abs(np.arange(size_c)[None, :] - col[:, None]) > exclusion_px
-    outside = (far_r[:, :, None] | far_c[:, None, :]) & np.isfinite(filled)
-    fallback = np.where(outside, filled, -np.inf).max(axis=(1, 2))
-    candidates = np.where(outside & local_max, filled, -np.inf).max(axis=(1, 2))
+    outside = far_r[:, :, None] | far_c[:, None, :]
+    outside_vals = np.where(outside, filled, -np.inf)  # filled is -inf where not finite
+    fallback = outside_vals.max(axis=(1, 2))
+    candidates = np.where(local_max, outside_vals, -np.inf).max(axis=(1, 2))
     second = np.where(np.isfinite(candidates), candidates, fallback).astype(np.float64)
     return np.where(np.isfinite(second), second, np.nan)

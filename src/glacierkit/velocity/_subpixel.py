@@ -23,7 +23,13 @@ Starting from a quadratic fit on the integer grid, one least-squares quadratic f
 3 × 3 stencil of spacing 0.3 px around that estimate (``steps``) removes the pixel locking:
 on a displacement ramp over real Landsat-8 texture the 1-px-periodic error is ≈ 0.01 px,
 against 0.035–0.05 px for the integer-grid fit alone; a second, finer step changes results by
-< 0.001 px. The Nyquist terms of even-sized spectra use the symmetric (cosine) interpolant.
+< 0.001 px. Where that fit's vertex is clamped to the stencil's edge (the maximum lies more
+than one spacing away: skewed or broad peaks, ≈ 12 % of the Yahtse nodes), the correlation is
+evaluated on a 5 × 5 grid of the same spacing around it and the fit repeated at its best
+sample; a stencil with no maximum along an axis steps uphill. Before this re-centring, a
+single step could stop up to 0.3 px short of the maximum (measured against the exact maximum
+of a direct NCC: now ≤ 0.04 px on 99 % of nodes). The Nyquist terms of even-sized spectra use
+the symmetric (cosine) interpolant.
 """
 
 from __future__ import annotations
@@ -32,10 +38,18 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from glacierkit.velocity._level import LevelImages
-from glacierkit.velocity._surface import Surfaces
+from glacierkit.velocity._surface import Surfaces, subset
 
 #: Stencil spacings (px) of the refinement steps that follow the integer-grid fit.
 DEFAULT_STEPS = (0.3,)
+
+#: Half-width (in stencil spacings) of the grid searched around a stencil whose vertex was
+#: clamped to its edge (the maximum lies beyond it: skewed or broad peaks, where the
+#: integer-grid fit starts far from the maximum); ±3 × 0.3 px covers the ±1 px allowed.
+RECENTRE_HALF = 2
+
+#: A fit whose vertex moved more than this fraction of the spacing counts as clamped.
+RECENTRE_FRACTION = 0.99
 
 _OFFSETS = np.array([-1.0, 0.0, 1.0])
 _STEPS_INT = np.array([-1, 0, 1])
@@ -44,16 +58,20 @@ _STEPS_INT = np.array([-1, 0, 1])
 _PATCH = 7
 
 
-def quadratic_vertex(vals: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def quadratic_vertex(vals: np.ndarray, *,
+                     uphill: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Vertex of the least-squares quadratic through 3 × 3 samples at unit spacing.
 
     Args:
         vals: Samples ``(n, 3, 3)`` at offsets ``{-1, 0, 1}²`` (rows, cols).
+        uphill: Where an axis has no maximum, step ±1 towards the higher end sample instead of
+            staying at 0 (a trust-region step, for iterating a stencil towards the peak).
 
     Returns:
         ``(d_row, d_col, peak)``: vertex offsets clamped to ``[-1, 1]`` and the model value at
         the vertex, each ``(n,)``. Where the fitted surface has no maximum, each axis falls back
-        to a 1-D parabola through the centre row/column, and to 0 where that has none either.
+        to a 1-D parabola through the centre row/column, and to 0 (or ±1 with ``uphill``)
+        where that has none either.
     """
     col_sum = vals.sum(axis=1)
     row_sum = vals.sum(axis=2)
@@ -67,18 +85,22 @@ def quadratic_vertex(vals: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarr
     safe = np.where(ok2d, det, 1.0)
     dx2 = (-hyy * gx + hxy * gy) / safe
     dy2 = (hxy * gx - hxx * gy) / safe
-    d_row = np.clip(np.where(ok2d, dy2, _parabola(vals[:, :, 1])), -1.0, 1.0)
-    d_col = np.clip(np.where(ok2d, dx2, _parabola(vals[:, 1, :])), -1.0, 1.0)
+    d_row = np.clip(np.where(ok2d, dy2, _parabola(vals[:, :, 1], uphill)), -1.0, 1.0)
+    d_col = np.clip(np.where(ok2d, dx2, _parabola(vals[:, 1, :], uphill)), -1.0, 1.0)
     peak = (vals[:, 1, 1] + gx * d_col + gy * d_row
             + 0.5 * (hxx * d_col**2 + hyy * d_row**2) + hxy * d_col * d_row)
     return d_row, d_col, peak
 
 
-def _parabola(v: np.ndarray) -> np.ndarray:
-    """Vertex of the parabola through ``v[:, 0..2]`` at -1, 0, 1; 0 where it has no maximum."""
+def _parabola(v: np.ndarray, uphill: bool = False) -> np.ndarray:
+    """Vertex of the parabola through ``v[:, 0..2]`` at -1, 0, 1.
+
+    Where it has no maximum: 0, or with ``uphill`` the sign of ``v[:, 2] - v[:, 0]``.
+    """
     curv = v[:, 0] + v[:, 2] - 2.0 * v[:, 1]
     ok = curv < 0
-    return np.where(ok, 0.5 * (v[:, 0] - v[:, 2]) / np.where(ok, curv, -1.0), 0.0)
+    other = np.sign(v[:, 2] - v[:, 0]) if uphill else 0.0
+    return np.where(ok, 0.5 * (v[:, 0] - v[:, 2]) / np.where(ok, curv, -1.0), other)
 
 
 def _cis(theta: np.ndarray) -> np.ndarray:
@@ -89,40 +111,42 @@ def _cis(theta: np.ndarray) -> np.ndarray:
     return out
 
 
-def _phases(pos: np.ndarray, step: float, size: int, n_freq: int, *,
-            one_sided: bool) -> np.ndarray:
-    """Inverse-DFT kernels ``exp(2πi k u / M)`` at ``u = pos + step · {-1, 0, 1}``.
+def _phases(pos: np.ndarray, step: float, size: int, n_freq: int, *, one_sided: bool,
+            offsets: np.ndarray = _OFFSETS) -> np.ndarray:
+    """Inverse-DFT kernels ``exp(2πi k u / M)`` at ``u = pos + step · offsets``.
 
     Args:
         pos: Stencil centres ``(n,)`` (px).
         step: Stencil spacing (px).
+        offsets: Stencil offsets ``(s,)`` in units of ``step`` (default ``{-1, 0, 1}``).
         size: DFT size ``M``.
         n_freq: Number of frequencies ``K`` (``M // 2 + 1`` when ``one_sided``, else ``M``).
         one_sided: Weight one-sided (``rfft``) frequencies for a real result (1 for DC and
             Nyquist, 2 otherwise).
 
     Returns:
-        ``(n, 3, K)`` complex64.
+        ``(n, s, K)`` complex64.
     """
     k = np.arange(n_freq) if one_sided else np.fft.fftfreq(size, 1.0 / size)
     k = k.astype(np.float32)
     scale = np.float32(2.0 * np.pi / size)
     base = _cis(scale * pos.astype(np.float32)[:, None] * k)
-    stencil = _cis(scale * np.float32(step) * _OFFSETS.astype(np.float32)[:, None] * k)
+    stencil = _cis(scale * np.float32(step) * offsets.astype(np.float32)[:, None] * k)
     ph = base[:, None, :] * stencil[None, :, :]
     if size % 2 == 0:
-        ph[:, :, size // 2] = np.cos(np.pi * (pos[:, None] + step * _OFFSETS))
+        ph[:, :, size // 2] = np.cos(np.pi * (pos[:, None] + step * offsets))
     if one_sided:
         ph[:, :, 1:n_freq - 1 + size % 2] *= 2.0
     return ph
 
 
-def interpolate_cross(surf: Surfaces, row: np.ndarray, col: np.ndarray,
-                      step: float) -> np.ndarray:
-    """Numerator at the 3 × 3 stencil ``(row, col) + step · {-1, 0, 1}²``, ``(n, 3, 3)``."""
+def interpolate_cross(surf: Surfaces, row: np.ndarray, col: np.ndarray, step: float, *,
+                      offsets: np.ndarray = _OFFSETS) -> np.ndarray:
+    """Numerator at the stencil ``(row, col) + step · offsets²``, ``(n, s, s)``."""
     size = surf.size
-    ey = _phases(row, step, size, size, one_sided=False)
-    ex = _phases(col, step, size, surf.cross.shape[2], one_sided=surf.one_sided)
+    ey = _phases(row, step, size, size, one_sided=False, offsets=offsets)
+    ex = _phases(col, step, size, surf.cross.shape[2], one_sided=surf.one_sided,
+                 offsets=offsets)
     out = np.matmul(np.matmul(ey, surf.cross), np.swapaxes(ex, 1, 2))
     return out.real.astype(np.float64) / float(size * size)
 
@@ -137,16 +161,11 @@ def _catmull_rom(pos: np.ndarray, n_taps: int) -> np.ndarray:
     Returns:
         ``(n, p, n_taps)`` float64 weights (4 non-zero per row, summing to 1).
     """
-    base = np.floor(pos)
-    t = pos - base
-    t2, t3 = t * t, t * t * t
-    w4 = np.stack([-0.5 * t3 + t2 - 0.5 * t, 1.5 * t3 - 2.5 * t2 + 1.0,
-                   -1.5 * t3 + 2.0 * t2 + 0.5 * t, 0.5 * t3 - 0.5 * t2], axis=-1)
-    idx = np.clip(base.astype(np.intp)[..., None] - 1 + np.arange(4), 0, n_taps - 1)
-    out = np.zeros((*pos.shape, n_taps))
-    n, p = pos.shape
-    out[np.arange(n)[:, None, None], np.arange(p)[None, :, None], idx] = w4
-    return out
+    d = np.abs(pos[..., None] - np.arange(n_taps, dtype=pos.dtype))
+    d2 = d * d
+    near = (1.5 * d - 2.5) * d2 + 1.0
+    far = ((-0.5 * d + 2.5) * d - 4.0) * d + 2.0
+    return np.where(d < 1.0, near, np.where(d < 2.0, far, 0.0))
 
 
 def _energy_patch(level: LevelImages, window_rc: tuple[np.ndarray, np.ndarray],
@@ -165,17 +184,18 @@ def _energy_patch(level: LevelImages, window_rc: tuple[np.ndarray, np.ndarray],
 
 
 def _score_at(surf: Surfaces, level: LevelImages, patch: tuple[np.ndarray, ...],
-              row: np.ndarray, col: np.ndarray, step: float) -> np.ndarray:
-    """Normalised correlation at the 3 × 3 stencil around ``(row, col)``, ``(n, 3, 3)``.
+              row: np.ndarray, col: np.ndarray, step: float, *,
+              offsets: np.ndarray = _OFFSETS) -> np.ndarray:
+    """Normalised correlation at the stencil around ``(row, col)``, ``(n, s, s)``.
 
     The secondary chip energy, a weighted local variance, varies slowly with the shift and is
     interpolated (Catmull-Rom) from its values at the integer shifts in ``patch``.
     """
     values, r0, c0 = patch
-    wy = _catmull_rom(row[:, None] + step * _OFFSETS - r0[:, None], values.shape[1])
-    wx = _catmull_rom(col[:, None] + step * _OFFSETS - c0[:, None], values.shape[2])
+    wy = _catmull_rom(row[:, None] + step * offsets - r0[:, None], values.shape[1])
+    wx = _catmull_rom(col[:, None] + step * offsets - c0[:, None], values.shape[2])
     energy = np.matmul(np.matmul(wy, values), np.swapaxes(wx, 1, 2))
-    num = interpolate_cross(surf, row, col, step) + surf.offset
+    num = interpolate_cross(surf, row, col, step, offsets=offsets) + surf.offset
     ref = surf.ref_energy[:, None, None]
     ok = (energy > level.texture_floor) & (ref > level.texture_floor)
     return np.where(ok, num / np.sqrt(np.where(ok, energy * ref, 1.0)), -1.0)
@@ -206,12 +226,56 @@ def refine(surf: Surfaces, level: LevelImages, window_rc: tuple[np.ndarray, np.n
     d_row, d_col, peak = quadratic_vertex(vals)
     pos_r = np.where(exact, row, row + d_row)
     pos_c = np.where(exact, col, col + d_col)
+    peak = np.asarray(peak, dtype=np.float64).copy()
     patch = _energy_patch(level, window_rc, row, col) if steps else ()
     for h in steps:
         vals = _score_at(surf, level, patch, pos_r, pos_c, h)
-        d_row, d_col, peak_h = quadratic_vertex(vals)
-        pos_r = np.where(exact, pos_r, np.clip(pos_r + h * d_row, row - 1.0, row + 1.0))
-        pos_c = np.where(exact, pos_c, np.clip(pos_c + h * d_col, col - 1.0, col + 1.0))
+        d_row, d_col, peak_h = quadratic_vertex(vals, uphill=True)
+        new_r = np.clip(pos_r + h * d_row, row - 1.0, row + 1.0)
+        new_c = np.clip(pos_c + h * d_col, col - 1.0, col + 1.0)
+        moved = np.maximum(np.abs(new_r - pos_r), np.abs(new_c - pos_c))
+        pos_r = np.where(exact, pos_r, new_r)
+        pos_c = np.where(exact, pos_c, new_c)
         peak = np.where(exact, 1.0, peak_h)
+    if steps:
+        # Where the last fit's vertex hit the stencil's edge the maximum lies beyond it
+        # (a skewed or broad peak, far from the integer-grid estimate): search a wider grid
+        # of the same spacing around the new position, then fit again at its best sample.
+        far = np.flatnonzero(~exact & (moved > RECENTRE_FRACTION * steps[-1]))
+        if far.size:
+            _recentre(surf, level, patch, far, (row, col), (pos_r, pos_c, peak), steps[-1])
     return pos_r, pos_c, np.minimum(peak, 1.0)
 
+
+def _recentre(surf: Surfaces, level: LevelImages, patch: tuple[np.ndarray, ...],
+              idx: np.ndarray, integer: tuple[np.ndarray, np.ndarray],
+              state: tuple[np.ndarray, np.ndarray, np.ndarray], h: float) -> None:
+    """Grid search (``±RECENTRE_HALF`` spacings) then one stencil fit, for the nodes ``idx``.
+
+    Positions stay within ±1 px of the integer peak ``integer``; ``state`` (row, col, peak
+    arrays of the whole batch) is updated in place.
+    """
+    pos_r, pos_c, peak = state
+    row, col = integer[0][idx], integer[1][idx]
+    sub_surf, sub_patch = _subset(surf, patch, idx)
+    grid = np.arange(-RECENTRE_HALF, RECENTRE_HALF + 1, dtype=np.float64)
+    vals = _score_at(sub_surf, level, sub_patch, pos_r[idx], pos_c[idx], h, offsets=grid)
+    gr = pos_r[idx][:, None] + h * grid
+    gc = pos_c[idx][:, None] + h * grid
+    inside = ((np.abs(gr - row[:, None]) <= 1.0)[:, :, None]
+              & (np.abs(gc - col[:, None]) <= 1.0)[:, None, :])
+    best = np.where(inside, vals, -np.inf).reshape(idx.size, -1).argmax(axis=1)
+    bi, bj = np.divmod(best, grid.size)
+    start_r, start_c = gr[np.arange(idx.size), bi], gc[np.arange(idx.size), bj]
+    vals = _score_at(sub_surf, level, sub_patch, start_r, start_c, h)
+    d_row, d_col, peak[idx] = quadratic_vertex(vals, uphill=True)
+    pos_r[idx] = np.clip(start_r + h * d_row, row - 1.0, row + 1.0)
+    pos_c[idx] = np.clip(start_c + h * d_col, col - 1.0, col + 1.0)
+
+
+def _subset(surf: Surfaces, patch: tuple[np.ndarray, ...],
+            idx: np.ndarray) -> tuple[Surfaces, tuple[np.ndarray, ...]]:
+    """The surfaces and energy patches of the nodes ``idx`` of a batch."""
+    if idx.size == surf.cross.shape[0]:
+        return surf, patch
+    return subset(surf, idx), tuple(a[idx] for a in patch)

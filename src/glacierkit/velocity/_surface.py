@@ -25,13 +25,17 @@ For ``"oc"`` the images are complex unit orientation vectors and the numerator i
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import scipy.fft as sfft
 from numpy.lib.stride_tricks import sliding_window_view
 
 from glacierkit.velocity._level import LevelImages
+
+#: Nodes per FFT pass: the transforms run on chunks of this size (cache-sized), everything
+#: else on the whole batch (fewer, larger numpy calls).
+FFT_CHUNK = 256
 
 
 @dataclass
@@ -62,11 +66,14 @@ class Surfaces:
 
 
 def _forward_padded(kernel: np.ndarray, size: int, *, real: bool, workers: int) -> np.ndarray:
-    """2-D FFT of ``(n, C, C)`` chips zero-padded to ``(size, size)``, skipping zero rows."""
+    """2-D FFT of ``(n, C, C)`` chips zero-padded to ``(size, size)``."""
     if real:
-        rows = sfft.rfft(kernel, n=size, axis=2, workers=workers)
-    else:
-        rows = sfft.fft(kernel, n=size, axis=2, workers=workers)
+        # One 2-D transform of the padded stack beats two pruned 1-D passes (fewer copies).
+        n, chip = kernel.shape[:2]
+        padded = np.zeros((n, size, size), dtype=kernel.dtype)
+        padded[:, :chip, :chip] = kernel
+        return sfft.rfft2(padded, workers=workers, overwrite_x=True)
+    rows = sfft.fft(kernel, n=size, axis=2, workers=workers)
     return sfft.fft(rows, n=size, axis=1, workers=workers)
 
 
@@ -119,10 +126,9 @@ def remove_plane(windows: np.ndarray, spec: np.ndarray, kernel: np.ndarray) -> n
 def _moments(images: np.ndarray, axis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """First moments ``Σ a[i] X[i, j]`` and ``Σ a[j] X[i, j]`` of a stack ``(n, m, m)``."""
     n, m, _ = images.shape
-    flat = images.reshape(n * m, m)
-    along_cols = (flat @ axis.astype(images.dtype)).reshape(n, m)
-    row_sums = (flat @ np.ones(m, dtype=images.dtype)).reshape(n, m)
-    return row_sums.astype(np.float64) @ axis, along_cols.sum(axis=1, dtype=np.float64)
+    both = np.stack([axis, np.ones(m)], axis=1).astype(images.dtype)
+    sums = (images.reshape(n * m, m) @ both).reshape(n, m, 2)  # one pass over the stack
+    return sums[:, :, 1].astype(np.float64) @ axis, sums[:, :, 0].sum(axis=1, dtype=np.float64)
 
 
 def _kernels(level: LevelImages, chips: np.ndarray) -> tuple[np.ndarray, np.ndarray,
@@ -159,11 +165,26 @@ def correlate(level: LevelImages, chip_rc: tuple[np.ndarray, np.ndarray],
     Returns:
         The surfaces of the batch.
     """
-    chip, n_batch = level.chip, chip_rc[0].size
+    chip = level.chip
     size = chip + 2 * radius
     n_shift = 2 * radius + 1
     real = level.method != "oc"
-    chips = sliding_window_view(level.ref, (chip, chip))[chip_rc]
+    parts = [_numerator(level, (chip_rc[0][i:i + FFT_CHUNK], chip_rc[1][i:i + FFT_CHUNK]),
+                        (window_rc[0][i:i + FFT_CHUNK], window_rc[1][i:i + FFT_CHUNK]), size,
+                        n_shift, real=real, workers=workers)
+             for i in range(0, chip_rc[0].size, FFT_CHUNK)]
+    num, cross, offset, ref_energy = (p[0] if len(parts) == 1 else np.concatenate(p)
+                                      for p in zip(*parts, strict=True))
+    sec_energy = sliding_window_view(level.sec_var, (n_shift, n_shift))[window_rc]
+    score = normalise(num, ref_energy, sec_energy, level.texture_floor)
+    return Surfaces(score, cross, offset, ref_energy, sec_energy, size, real)
+
+
+def _numerator(level: LevelImages, chip_rc: tuple[np.ndarray, np.ndarray],
+               window_rc: tuple[np.ndarray, np.ndarray], size: int, n_shift: int, *,
+               real: bool, workers: int) -> tuple[np.ndarray, ...]:
+    """Numerators at the integer shifts, cross spectra, plane offsets and ``E_T`` of a chunk."""
+    chips = sliding_window_view(level.ref, (level.chip, level.chip))[chip_rc]
     kernel, ref_energy, mean = _kernels(level, chips)
     windows = sliding_window_view(level.sec, (size, size))[window_rc]
     if real:
@@ -172,14 +193,18 @@ def correlate(level: LevelImages, chip_rc: tuple[np.ndarray, np.ndarray],
         offset = remove_plane(windows, spec_w, kernel)
     else:
         spec_w = sfft.fft2(windows, workers=workers)
-        offset = np.zeros((n_batch, 1, 1))
+        offset = np.zeros((chip_rc[0].size, 1, 1))
     cross = _forward_padded(kernel, size, real=real, workers=workers)
     np.conj(cross, out=cross)
     cross *= spec_w
     num = _inverse_corner(cross, size, n_shift, real=real, workers=workers) + offset
-    sec_energy = sliding_window_view(level.sec_var, (n_shift, n_shift))[window_rc]
-    score = normalise(num, ref_energy, sec_energy, level.texture_floor)
-    return Surfaces(score, cross, offset, ref_energy, sec_energy, size, real)
+    return num, cross, offset, ref_energy
+
+
+def subset(surf: Surfaces, idx: np.ndarray) -> Surfaces:
+    """The surfaces of the nodes ``idx`` of a batch (copies)."""
+    return replace(surf, score=surf.score[idx], cross=surf.cross[idx], offset=surf.offset[idx],
+                   ref_energy=surf.ref_energy[idx], sec_energy=surf.sec_energy[idx])
 
 
 def normalise(num: np.ndarray, ref_energy: np.ndarray, sec_energy: np.ndarray,

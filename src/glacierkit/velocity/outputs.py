@@ -89,8 +89,12 @@ def _json_default(o: Any) -> Any:
 
 def write_quicklook(path: Path, background: Raster, grid: Grid, vx: np.ndarray,
                     vy: np.ndarray, v: np.ndarray, *, units: str, title: str,
-                    overwrite: bool, arrows: int = 28) -> Path:
-    """Speed (colour, semi-transparent) over the reference image (grey) with flow arrows."""
+                    overwrite: bool, arrows: int = 28, width_in: float = 9.0,
+                    dpi: int = 110) -> Path:
+    """Speed (colour, semi-transparent) over the reference image (grey) with flow arrows.
+
+    ``width_in`` (inches) and ``dpi`` set the figure size (smaller for documentation).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -101,7 +105,8 @@ def write_quicklook(path: Path, background: Raster, grid: Grid, vx: np.ndarray,
     check_output_path(path, overwrite=overwrite)
     left, bottom, right, top = background.grid.bounds
     nl, nb, nr, nt = grid.bounds
-    fig, ax = plt.subplots(figsize=(9, max(3.0, 9 * grid.height / grid.width)), dpi=110)
+    fig, ax = plt.subplots(figsize=(width_in, max(3.0, width_in * grid.height / grid.width)),
+                           dpi=dpi)
     try:
         ax.imshow(np.ma.masked_invalid(stretch(background.data[0])), cmap="gray",
                   extent=(left, right, bottom, top), interpolation="nearest")

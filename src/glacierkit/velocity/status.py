@@ -23,8 +23,9 @@ class Status(IntEnum):
             variance, so the correlation is undefined.
         NODATA: Too many nodata (NaN) pixels in the reference chip or in the matched
             secondary chip.
-        EDGE: The correlation peak lies on the border of the searched range, or the chip or
-            the search window extends beyond the image.
+        EDGE: The correlation peak lies on the border of the searched range (also after the
+            EDGE re-search with twice the radius, when enabled), or the chip or the search
+            window extends beyond the image.
         LOW_QUALITY: A peak was found but its correlation, SNR or peak ratio is below the
             requested thresholds.
         FILTERED: Removed by a later outlier filter (set by filtering code, never by the
