@@ -163,7 +163,8 @@ def _step_velocity(out: Path) -> tuple[list[Path], dict[str, Any], list[str]]:
         round(corr["stable_after_m_per_unit"][c]["nmad"], 1) for c in ("dx", "dy")]
     notes = ["Outliers removed by the NDC, MAD and small-clump filters; constant shift, then a "
              "joint plane + elevation regression fitted on the 42 rock polygons with the SRTM "
-             "DEM. The quality metrics (GLAFT) and velocity-qa are still in progress."]
+             "DEM. Stable-ground quality (NMAD, GLAFT static-area metric) is in "
+             "velocity_yahtse/report.json; `glacierkit velocity-qa` recomputes it."]
     return res.outputs, numbers, notes
 
 
@@ -180,9 +181,61 @@ VELOCITY_STEPS: tuple[DemoStep, ...] = (
 )
 
 
+def _step_mapping(out: Path) -> tuple[list[Path], dict[str, Any], list[str]]:
+    import tomllib
+
+    from glacierkit.mapping.baseline import run_baseline
+    from glacierkit.mapping.config import TEMPLATE, parse_config
+    from glacierkit.mapping.pipeline import train_mapping
+
+    ed = examples.path("geoutils_everest_exploradores") / "Everest_Landsat"
+    mout = out / "mapping_everest"
+    bdir = mout / "baseline"
+    bdir.mkdir(parents=True, exist_ok=True)
+    base = run_baseline([ed / "LE71400412000304SGS00_RGB.tif", ed / "LE71400412000304SGS00_B4.tif"],
+                        [["red", "green", "blue"], ["nir"]], bdir, overwrite=True)
+    raw = tomllib.loads(TEMPLATE)
+    raw["output"] = {"dir": str(mout / "glavitu"), "overwrite": True}
+    # A short schedule for the demo; benchmarks/everest_mapping.py trains longer.
+    raw["train"].update(epochs=4, samples_per_epoch=256, progress=False)
+    rep = train_mapping(parse_config(raw, base=mout))
+    s = rep["scenes"]["everest"]
+    tdir = mout / "glavitu" / "test-everest"
+    rgb = open_raster(ed / "LE71400412000304SGS00_RGB.tif")
+    pred = read_vector(tdir / "outlines.gpkg")
+    rgi = read_vector(ed / "15_rgi60_glacier_outlines.gpkg")
+    png = quicklook(rgb, mout / "everest_glavitu_vs_rgi.png", overwrite=True,
+                    outlines=[(rgi, "cyan", "RGI 6.0"), (pred, "magenta", "GlaViTU (tiny)")],
+                    title="Everest: tiny GlaViTU outlines (magenta) vs RGI 6.0 (cyan)")
+    m, b = s["model"], s["baseline"]["metrics"]
+    numbers = {"test_part_share": round(s["test_fraction_of_scene"], 3),
+               "glavitu_test_iou": round(m["iou"], 3), "glavitu_test_f1": round(m["f1"], 3),
+               "glavitu_area_dev_pct": round(m["area_dev_pct"], 1),
+               "glavitu_boundary_mean_m": round(m["boundary_mean_m"], 0),
+               "baseline_test_iou": round(b["iou"], 3),
+               "baseline_method": base["method"],
+               "ece_before": round(s["calibration"]["ece_before"], 3),
+               "ece_after": round(s["calibration"]["ece_after"], 3),
+               "calibration": rep["models"]["model.gkm"]["calibration"]["method"],
+               "train_seconds": round(rep["train_seconds"], 1)}
+    outputs = [mout / "glavitu" / "model.gkm", mout / "glavitu" / "report.json",
+               tdir / "classes.tif", tdir / "confidence.tif", tdir / "outlines.gpkg",
+               tdir / "reliability.png", png, bdir / "classes.tif", bdir / "outlines.gpkg"]
+    notes = ["Trained on the western part of the scene, tested on the eastern part (never "
+             "trained on; calibration chosen on the validation strip between them). A short "
+             "demo schedule: see the README for the longer benchmark and the ResU-Net."]
+    return outputs, numbers, notes
+
+
+MAPPING_STEPS: tuple[DemoStep, ...] = (
+    DemoStep("mapping", "Glacier outlines, Everest Landsat-7: GlaViTU (tiny) vs threshold "
+             "baseline", _step_mapping),
+)
+
+
 def default_steps() -> list[DemoStep]:
     """All demo steps, foundation first, then each pipeline's."""
-    return [*FOUNDATION_STEPS, *VELOCITY_STEPS]
+    return [*FOUNDATION_STEPS, *VELOCITY_STEPS, *MAPPING_STEPS]
 
 
 # ----------------------------------------------------------------------------- runner
