@@ -62,3 +62,19 @@ def test_data_list_json(shared_data, capsys):
 def test_data_path_unknown(capsys):
     assert main(["data", "path", "no_such_dataset"]) == 1
     assert "no_such_dataset" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_demo_mapping_step(tmp_path: Path, shared_data):
+    """The mapping demo step on the real Everest scene (trains a tiny GlaViTU: ~1–2 min)."""
+    from glacierkit.demo import MAPPING_STEPS
+
+    (res,) = run_demo(tmp_path / "out", steps=list(MAPPING_STEPS))
+    n = res.numbers
+    assert 0.25 < n["test_part_share"] < 0.4
+    # a trained model must do clearly better than chance (glacier share of the test part
+    # is about one half) and the calibrated ECE must be a probability gap
+    assert n["glavitu_test_iou"] > 0.5 and 0 <= n["ece_after"] <= 1
+    with rasterio.open(tmp_path / "out" / "mapping_everest" / "glavitu" / "test-everest" /
+                       "classes.tif") as ds:
+        assert ds.crs.to_epsg() == 32645 and ds.shape == (655, 800) and ds.nodata == 255

@@ -302,7 +302,8 @@ def train_mapping(cfg: MappingConfig, *, resume: bool = False) -> dict[str, Any]
         sdir = out / f"test-{scene.stack.name}"
         sdir.mkdir(exist_ok=True)
         pr = predict_scene(model_files[key], scene.sources, sdir, backend="auto",
-                           region=scene.stack.region, write_probabilities=True,
+                           region=(scene.stack.region if res.cond_specs[key].kind == "region"
+                                   else None), write_probabilities=True,
                            tta=cfg.inference.tta, overwrite=True,
                            progress=cfg.train.progress)
         classes = open_raster(pr.paths["classes"]).data[0]
