@@ -33,6 +33,7 @@ from glacierkit.dl.sources import (  # noqa: E402
 from glacierkit.errors import (  # noqa: E402
     GridMismatchError,
     InputError,
+    ModelFileError,
     OutputExistsError,
 )
 
@@ -65,7 +66,8 @@ class BrightStandIn(nn.Module):
         h = h + self.gate(v)[:, :, None, None]
         d = self.up(torch.relu(self.down(h)))
         out = self.head(self.drop(torch.cat([h, d], 1)))
-        bias = torch.cat([torch.zeros_like(x[:, :1]), 2.0 * x[:, :1] - 2.0], 1)
+        bias = torch.cat([torch.zeros_like(x[:, :1]), 2.0 * x[:, :1] - 2.0]
+                         + [torch.zeros_like(x[:, :1])] * (self.n_classes - 2), 1)
         return out + bias
 
 
@@ -171,6 +173,27 @@ def test_onnx_and_torch_agree_and_products(scene, standin, tmp_path):
         "classes.tif", "confidence.tif", "outlines.gpkg", "probabilities.tif"]
 
 
+def test_onnx_prediction_without_torch(scene, standin, tmp_path):
+    """ONNX Runtime inference needs no torch: predict with torch made unimportable."""
+    import subprocess
+    import sys
+
+    _, _, gkm = standin
+    src = {k: str(v) for k, v in scene["holes"].items()}
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "from glacierkit.dl.predict import predict_scene\n"
+        f"r = predict_scene({str(gkm)!r}, {src!r}, {str(tmp_path)!r}, progress=False)\n"
+        "assert 'torch' not in [m for m in sys.modules if sys.modules[m] is not None]\n"
+        "print(r.backend, r.tiles_run)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["onnx", "11"]
+    ref = _run(gkm, scene["holes"], tmp_path, "ref", backend="onnx")
+    assert np.array_equal(_read(tmp_path / "classes.tif")[0], _read(ref.classes)[0])
+
+
 def test_nodata_region_gives_nodata(scene, standin, tmp_path):
     _, _, gkm = standin
     r = _run(gkm, scene["holes"], tmp_path, "nd", backend="onnx")
@@ -202,6 +225,18 @@ def test_no_seams_tiled_equals_whole_scene_forward(scene, standin, tmp_path):
     r0 = _run(gkm, scene["clean"], tmp_path, "seams0", backend="torch", overlap=0,
               write_probabilities=True, outlines=False)
     assert np.abs(_read(r0.probabilities)[0] - whole).max() > 1e-2
+
+
+@pytest.mark.parametrize("backend", ["onnx", "torch"])
+def test_batched_threads_equal_serial(scene, standin, tmp_path, backend):
+    """batch_size > 1 (worker threads gathering batches) gives the serial run's result."""
+    _, _, gkm = standin
+    kw = {"backend": backend, "write_probabilities": True, "outlines": False}
+    serial = _run(gkm, scene["holes"], tmp_path, f"s_{backend}", batch_size=1, **kw)
+    batched = _run(gkm, scene["holes"], tmp_path, f"b_{backend}", batch_size=3, **kw)
+    assert batched.tiles_run == serial.tiles_run == 11
+    a, b = _read(serial.probabilities)[0], _read(batched.probabilities)[0]
+    assert np.array_equal(np.isnan(a), np.isnan(b)) and np.nanmax(np.abs(a - b)) < 1e-5
 
 
 def test_tta_runs(scene, standin, tmp_path):
@@ -310,6 +345,42 @@ def test_outlines_and_min_area(scene, standin, tmp_path):
     assert r2.n_outlines == 1
 
 
+@pytest.mark.parametrize("min_px", [2, 3, 7.5, 40])
+def test_small_region_prefilter_equals_post_filter(min_px):
+    """Dropping small regions before polygonizing keeps exactly the polygons that are large."""
+    from glacierkit.dl.predict import _drop_small_regions
+    from glacierkit.io.grid import Grid
+    from glacierkit.io.vector import polygonize
+
+    rng = np.random.default_rng(0)
+    classes = (rng.random((120, 90)) < 0.45).astype(np.uint8) * 2  # speckle of class 2
+    classes[rng.random((120, 90)) < 0.1] = 1
+    classes[:, :3] = 255
+    grid = Grid(CRS, TRANSFORM, classes.shape)
+    limit = min_px * RES * RES / 1e6
+    names = {0: "background", 1: "clean_ice", 2: "debris"}
+    ref = polygonize(classes, grid, class_names=names, nodata=255)
+    ref = ref[ref["area_km2"] >= limit]
+    pre = classes.copy()
+    _drop_small_regions(pre, grid, [1, 2], limit)
+    got = polygonize(pre, grid, class_names=names, nodata=255)
+    got = got[got["area_km2"] >= limit]
+    assert len(got) == len(ref) > 0
+    assert sorted(got.geometry.area.round(3)) == sorted(ref.geometry.area.round(3))
+    if min_px >= 3:  # below that nothing is worth pre-filtering
+        assert (pre == 255).sum() > (classes == 255).sum()  # small regions were removed
+
+
+@pytest.mark.parametrize("backend", ["onnx", "torch"])
+def test_inconsistent_model_file(scene, standin, tmp_path, backend):
+    _, _, gkm = standin
+    b = load_bundle(gkm)
+    b.classes = ["background", "glacier", "debris"]  # the network has two outputs
+    with pytest.raises(ModelFileError, match="classes: network 2 vs file 3"):
+        _run(b, scene["clean"], tmp_path, f"bad_{backend}", backend=backend)
+    assert not list((tmp_path / f"bad_{backend}").iterdir())  # no temporary left
+
+
 def test_calibration_applied(scene, standin, tmp_path):
     _, _, gkm = standin
     b = load_bundle(gkm)
@@ -355,6 +426,35 @@ def test_coords_conditioning_and_mismatch(scene, tmp_path):
     bad = _cond_bundle(scene, {"kind": "region", "regions": ["alps"]}, 4)
     with pytest.raises(InputError, match="cond_dim=4"):
         _run(bad, scene["clean"], tmp_path, "bad", backend="torch")
+
+
+def test_three_classes(scene, tmp_path):
+    torch.manual_seed(3)
+    model = BrightStandIn(n_classes=3).eval()
+    b = bundle_from_model(
+        model, layout=LAYOUT.to_dict(), norm=_norm(*scene["arrays"]).to_dict(),
+        classes=["background", "clean_ice", "debris"], tile={"size": 64, "overlap": 16},
+        model_kwargs={"group_channels": [4, 2], "n_classes": 3, "cond_dim": 0})
+    r = _run(b, scene["holes"], tmp_path, "k3", backend="torch", write_probabilities=True)
+    p = _read(r.probabilities)[0]
+    cls = _read(r.classes)[0][0]
+    valid = cls != 255
+    assert p.shape[0] == 3 and np.allclose(p[:, valid].sum(0), 1, atol=1e-5)
+    assert np.array_equal(cls[valid], p[:, valid].argmax(0)) and len(np.unique(cls)) > 2
+    opt, dem = scene["arrays"]
+    norm = NormStats.from_dict(b.norm)
+    norm_x = norm.apply(prepare_channels(LAYOUT, [opt, dem], pixel_size=(RES, RES)))
+    with torch.no_grad():
+        whole = torch.softmax(model(torch.from_numpy(norm_x[None]), torch.ones(1, 2)), 1)[0]
+    # the last class (1 − Σ of the blended others) matches a whole-scene forward away from the
+    # nodata block (whose NaNs make the scene forward differ nearby)
+    far = np.zeros((H, W), bool)
+    far[100:, 100:] = True
+    assert np.abs(p[2][far] - whole[2].numpy()[far]).max() < 1e-3
+    import geopandas as gpd
+
+    names = set(gpd.read_file(r.outlines)["class_name"])
+    assert names <= {"clean_ice", "debris"} and names  # background never outlined
 
 
 def test_in_place_normalisation_matches_normstats():
