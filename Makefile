@@ -35,6 +35,7 @@ lint: install
 bench: install
 	$(BIN)/python benchmarks/tiling_memory.py
 	$(BIN)/python benchmarks/velocity_speed.py
+	$(BIN)/python benchmarks/inference_speed.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .ruff_cache .hypothesis

@@ -16,28 +16,18 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from glacierkit._json import jsonable
 from glacierkit.cli.main import app
 from glacierkit.errors import InputError
 
 map_app = typer.Typer(help="Glacier outline mapping: train, predict, evaluate, baseline.",
                       no_args_is_help=True)
 app.add_typer(map_app, name="map")
-
-
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    if isinstance(v, dict):
-        return {k: _jsonable(x) for k, x in v.items()}
-    if isinstance(v, list | tuple):
-        return [_jsonable(x) for x in v]
-    return v
 
 
 def parse_sources(items: list[str], groups: list[str]) -> dict[str, list[str]]:
@@ -159,7 +149,7 @@ def evaluate(
 
     r = evaluate_outlines(pred, ref, positive=positive, resolution_m=resolution)
     if as_json:
-        typer.echo(json.dumps(_jsonable(r)))
+        typer.echo(json.dumps(jsonable(r)))
         return
     t = Table(title=f"outline evaluation ({r['mode']})", title_justify="left")
     t.add_column("quantity")

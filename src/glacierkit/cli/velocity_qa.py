@@ -17,18 +17,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from glacierkit._json import jsonable
 from glacierkit.cli.main import app
 from glacierkit.velocity.quality import velocity_qa as run_velocity_qa
-
-
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    if isinstance(v, dict):
-        return {k: _jsonable(x) for k, x in v.items()}
-    if isinstance(v, list | tuple):
-        return [_jsonable(x) for x in v]
-    return v
 
 
 def _num(v: Any, fmt: str = ".4g") -> str:
@@ -123,6 +114,6 @@ def velocity_qa(
                         gps_crs=gps_crs, gps_units=gps_units, gps_window_px=gps_window,
                         gps_debias=gps_debias)
     if as_json:
-        typer.echo(json.dumps(_jsonable(r), indent=2, allow_nan=False))
+        typer.echo(json.dumps(jsonable(r), indent=2, allow_nan=False))
         return
     _print_report(r)

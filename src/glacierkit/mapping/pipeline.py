@@ -31,12 +31,12 @@ from typing import Any
 import numpy as np
 
 from glacierkit import __version__
+from glacierkit._json import jsonable
 from glacierkit.errors import InputError, OutputExistsError
 from glacierkit.io import Grid, open_raster
 from glacierkit.mapping.baseline import baseline_classes
 from glacierkit.mapping.config import MappingConfig
 from glacierkit.metrics.calibration import (
-    calibration_from_dict,
     compare_calibrations,
     expected_calibration_error,
     reliability_bins,
@@ -327,31 +327,5 @@ def train_mapping(cfg: MappingConfig, *, resume: bool = False) -> dict[str, Any]
                  scene.stack.name, metrics["iou"], base_metrics["iou"], ece["ece_before"],
                  ece["ece_after"])
     report["total_seconds"] = time.perf_counter() - t0
-    (out / "report.json").write_text(json.dumps(_jsonable(report), indent=2))
+    (out / "report.json").write_text(json.dumps(jsonable(report), indent=2))
     return report
-
-
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, dict):
-        return {str(k): _jsonable(x) for k, x in v.items()}
-    if isinstance(v, list | tuple):
-        return [_jsonable(x) for x in v]
-    if isinstance(v, np.ndarray):
-        return _jsonable(v.tolist())
-    if isinstance(v, np.generic):
-        return v.item()
-    if isinstance(v, float) and not np.isfinite(v):
-        return None
-    if isinstance(v, Path):
-        return str(v)
-    if hasattr(v, "to_dict"):
-        return _jsonable(v.to_dict())
-    return v
-
-
-def calibration_summary(cal: dict[str, Any] | None) -> str:
-    """One line naming a stored calibration map."""
-    if cal is None:
-        return "none"
-    m = calibration_from_dict(cal)
-    return type(m).__name__
