@@ -80,6 +80,7 @@ focal_gamma = 2.0
 seed = 0
 accelerator = "auto"         # "auto" (CUDA when present), "cpu" or "cuda"
 progress = true
+deterministic = false        # true: deterministic kernels; --resume then repeats a CPU run
 
 [augment]
 flips = true
@@ -151,6 +152,7 @@ class TrainSection:
     max_steps: int | None = None
     finetune_epochs: int = 2
     p_unknown: float = 0.1
+    deterministic: bool = False
 
 
 @dataclass

@@ -98,6 +98,7 @@ def _train_config(cfg: MappingConfig) -> Any:
                        epochs=t.epochs, max_steps=t.max_steps, batch_size=t.batch_size,
                        lr=t.lr, weight_decay=t.weight_decay, focal_gamma=t.focal_gamma,
                        seed=t.seed, accelerator=t.accelerator, progress=t.progress,
+                       deterministic=t.deterministic,
                        p_unknown=t.p_unknown if t.strategy == "region_encoding" else 0.0,
                        restart_epochs=max(1, t.epochs // 2))
 
