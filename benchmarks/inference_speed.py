@@ -41,11 +41,11 @@ import resource
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
+from _rss import RssSampler
 
 RSS_LIMIT_MB = 2048.0
 SPEEDUP_TARGET = 1.3
@@ -144,32 +144,6 @@ def make_model(folder: Path, arch: str, size: str, tile: int, overlap: int) -> t
 
 
 # ---------------------------------------------------------------------------- children
-class _RssSampler:
-    """Sample this process's RSS every ``interval`` seconds in a thread; keep the peak."""
-
-    def __init__(self, interval: float = 0.05) -> None:
-        import psutil
-
-        self._proc = psutil.Process()
-        self._interval = interval
-        self.peak = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self._proc.memory_info().rss)
-            self._stop.wait(self._interval)
-
-    def __enter__(self) -> _RssSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
 def child_predict(a: argparse.Namespace) -> dict:
     """One predict_scene run; returns its timings and peak memory."""
     if a.model == "standin":
@@ -182,7 +156,7 @@ def child_predict(a: argparse.Namespace) -> dict:
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     cpu0 = _cpu_seconds()
-    with _RssSampler() as sampler:
+    with RssSampler() as sampler:
         r = predict_scene(a.bundle, sources, out, backend=a.backend, threads=a.threads,
                           batch_size=a.batch_size, overwrite=True, progress=False,
                           outlines=not a.no_outlines)

@@ -39,11 +39,11 @@ import resource
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
+from _rss import RssSampler
 
 RSS_LIMIT_MB = 1500.0
 RATIO_TARGET = 0.5
@@ -76,32 +76,6 @@ def make_scene(path: Path, size: int, *, block: int = 512) -> float:
 
 
 # ---------------------------------------------------------------------------- variants
-class _RssSampler:
-    """Sample this process's RSS every ``interval`` seconds in a thread; keep the peak."""
-
-    def __init__(self, interval: float = 0.05) -> None:
-        import psutil
-
-        self._proc = psutil.Process()
-        self._interval = interval
-        self.peak = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self._proc.memory_info().rss)
-            self._stop.wait(self._interval)
-
-    def __enter__(self) -> _RssSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
 def _set_cog_level(level: int) -> None:
     """Benchmark-only: add ``LEVEL=level`` to the writer's COG conversion options."""
     import rasterio.shutil
@@ -167,7 +141,7 @@ def run_baseline(src: Path, out: Path, tile: int, overlap: int, level: int | Non
 
 def child(args: argparse.Namespace) -> None:
     """Run one variant in this (fresh) process and print its measurements as JSON."""
-    with _RssSampler() as sampler:
+    with RssSampler() as sampler:
         if args.variant == "runner":
             res = run_runner(args.src, args.out, args.tile, args.overlap, args.executor,
                              args.cog_level)

@@ -25,14 +25,7 @@ GC = (4, 2, 2, 1)  # optical, dem, sar, coherence
 C = sum(GC)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: the test machines' cores are shared, and OpenMP threads
-    spinning against other processes make the small CPU workloads here stall."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _model(arch, cond_dim=0, **kw):

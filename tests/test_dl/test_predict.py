@@ -13,7 +13,7 @@ from affine import Affine
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
-from torch import nn  # noqa: E402
+from standins import BrightStandIn  # noqa: E402
 
 from glacierkit.dl.bundle import (  # noqa: E402
     ModelBundle,
@@ -43,32 +43,6 @@ TRANSFORM = Affine(RES, 0, 500000.0, 0, -RES, 3100000.0)
 CRS = "EPSG:32645"
 NODATA_BLOCK = (slice(0, 70), slice(0, 70))  # covers tile (0, 0) entirely
 LAYOUT = SourceLayout.standard(("red", "green", "blue", "nir"), dem=True)
-
-
-class BrightStandIn(nn.Module):
-    """Fully convolutional stand-in for the model contract; glacier where red is bright."""
-
-    def __init__(self, group_channels=(4, 2), n_classes=2, cond_dim=0, width=8, dropout=0.3):
-        super().__init__()
-        self.group_channels = tuple(group_channels)
-        self.n_classes, self.cond_dim = n_classes, cond_dim
-        self.multiple, self.arch, self.size = 4, "bright-standin", "tiny"
-        self.inp = nn.Conv2d(sum(self.group_channels), width, 3, padding=1)
-        self.gate = nn.Linear(len(self.group_channels) + cond_dim, width)
-        self.down = nn.Conv2d(width, width, 3, stride=2, padding=1)
-        self.up = nn.ConvTranspose2d(width, width, 2, stride=2)
-        self.drop = nn.Dropout2d(dropout)
-        self.head = nn.Conv2d(2 * width, n_classes, 1)
-
-    def forward(self, x, present, cond=None):
-        h = torch.relu(self.inp(x))
-        v = present if cond is None else torch.cat([present, cond], 1)
-        h = h + self.gate(v)[:, :, None, None]
-        d = self.up(torch.relu(self.down(h)))
-        out = self.head(self.drop(torch.cat([h, d], 1)))
-        bias = torch.cat([torch.zeros_like(x[:, :1]), 2.0 * x[:, :1] - 2.0]
-                         + [torch.zeros_like(x[:, :1])] * (self.n_classes - 2), 1)
-        return out + bias
 
 
 register_arch("bright-standin", BrightStandIn)

@@ -33,12 +33,7 @@ REGIONS = {"himalaya": ("EPSG:32645", (480000.0, 3100000.0), 0.45),
            "alaska": ("EPSG:32607", (500000.0, 6700000.0), 0.55)}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make_scene(region: str, seed: int, shape=(64, 64)) -> tuple[SceneStack, np.ndarray]:

@@ -26,14 +26,7 @@ from glacierkit.errors import DatasetNotFoundError, InputError, OutputExistsErro
 
 P = 32
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """The test machine is shared: one intra-op thread is much faster than oversubscription."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class ToyPatches(torch.utils.data.Dataset):
