@@ -233,9 +233,69 @@ MAPPING_STEPS: tuple[DemoStep, ...] = (
 )
 
 
+def _step_massbalance(out: Path) -> tuple[list[Path], dict[str, Any], list[str]]:
+    from glacierkit.massbalance import (
+        Hypsometry,
+        fit_glacier_specific,
+        read_mass_balance,
+        read_profiles,
+    )
+    from glacierkit.massbalance.study import profile_study, scatter_png, write_json
+
+    w = examples.path("oggm_sample_data", "wgms")
+    hef = Hypsometry.from_rgi_csv(examples.path("oggm_sample_data",
+                                                "test-files/Hintereisferner_V5_hypso.csv"))
+    mout = out / "massbalance"
+    mout.mkdir(parents=True, exist_ok=True)
+    mb = read_mass_balance(w / "mbdata")
+    report, table = profile_study(mb, read_profiles(w / "mb_profiles"),
+                                  hypsometries={"491": hef})
+    p1 = write_json(mout / "report.json", report, overwrite=True)
+    gs = fit_glacier_specific(table, "ela_m")
+    h = table[table["glacier_id"] == "491"]
+    fe, fa = gs.fits["491"], report["aar"]["global"]
+    cv = gs.cv_loyo.predictions if gs.cv_loyo is not None else None
+    panels = [{"x": h["ela_m"], "y": h["annual_balance_m_we"], "slope": fe.slope,
+               "intercept": fe.intercept, "xlabel": "ELA from the balance profile (m)",
+               "ylabel": "annual balance (m w.e.)",
+               "title": f"Hintereisferner: r = {fe.r:.2f}, RMSE = {fe.rmse_m_we:.2f} m w.e."},
+              {"x": h["aar"], "y": h["annual_balance_m_we"], "slope": fa["slope"],
+               "intercept": fa["intercept"], "xlabel": "AAR (profile + RGI hypsometry)",
+               "ylabel": "annual balance (m w.e.)",
+               "title": f"Hintereisferner: r = {fa['r']:.2f}, RMSE = {fa['rmse_m_we']:.2f}"}]
+    if cv is not None:
+        panels.append({"x": cv["predicted_m_we"], "y": cv["observed_m_we"], "one_to_one": True,
+                       "xlabel": "predicted from ELA, leave-one-year-out (m w.e.)",
+                       "ylabel": "observed (m w.e.)",
+                       "title": f"{len(gs.fits)} glaciers, per-glacier lines: r = "
+                                f"{gs.cv_loyo.r:.2f}, RMSE = {gs.cv_loyo.rmse_m_we:.2f}"})
+    p2 = scatter_png(mout / "balance_vs_ela_aar.png", panels, overwrite=True,
+                     title="WGMS annual balance vs profile ELA and AAR")
+    g, s = report["ela"]["global"], report["ela"]["glacier_specific"]
+    numbers = {"glacier_years": report["glacier_years"],
+               "glaciers": report["glaciers_with_profiles"],
+               "ela_global_r": round(g["r"], 3), "ela_global_rmse_m_we": round(g["rmse_m_we"], 3),
+               "ela_glacier_specific_n": s["n"], "ela_glacier_specific_glaciers": s["n_glaciers"],
+               "ela_glacier_specific_loyo_r": round(s["cv_loyo_r"], 3),
+               "ela_glacier_specific_loyo_rmse_m_we": round(s["cv_loyo_rmse_m_we"], 3),
+               "hintereis_aar_r": round(fa["r"], 3), "hintereis_aar_n": fa["n"]}
+    notes = ["ELA = zero crossing of each year's WGMS elevation-band balance profile (band "
+             "labels read as centres); one-signed profiles excluded. Balances: WGMS mm w.e. → "
+             "m w.e. The profile and the glacier-wide balance come from the same stakes, so this "
+             "measures how well the ELA summarises the balance. benchmarks/massbalance_wgms.py "
+             "adds AAR from the Ötztal DEM and the imagery-snowline comparison."]
+    return [p1, p2], numbers, notes
+
+
+MASSBALANCE_STEPS: tuple[DemoStep, ...] = (
+    DemoStep("massbalance", "Mass balance vs ELA and AAR, WGMS profiles (170 glaciers)",
+             _step_massbalance),
+)
+
+
 def default_steps() -> list[DemoStep]:
     """All demo steps, foundation first, then each pipeline's."""
-    return [*FOUNDATION_STEPS, *VELOCITY_STEPS, *MAPPING_STEPS]
+    return [*FOUNDATION_STEPS, *VELOCITY_STEPS, *MAPPING_STEPS, *MASSBALANCE_STEPS]
 
 
 # ----------------------------------------------------------------------------- runner

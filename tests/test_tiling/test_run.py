@@ -506,3 +506,28 @@ def test_window_reader__pickled_copy_reads_without_handles(scene):
     np.testing.assert_array_equal(got, data[:, 100:110, 5:25])
     assert copy._datasets == {}
     reader.close()
+
+
+def test_run_tiled__sink_gets_each_row_once_and_no_file(scene, tmp_path):
+    src, data = scene
+    got = np.full(data.shape, -1.0, dtype=np.float32)
+    windows = []
+
+    class Sink:
+        def write(self, block, window):
+            assert block.dtype == np.float32 and window.width == COLS
+            r0, n = int(window.row_off), int(window.height)
+            assert (got[:, r0:r0 + n] == -1).all()  # every row exactly once
+            got[:, r0:r0 + n] = block
+            windows.append((r0, n))
+
+    res = run_tiled(src, None, _identity, tile_size=64, overlap=16, progress=False,
+                    blocksize=32, sink=Sink())
+    assert res.path is None and res.tiles == 12 and res.skipped == 1
+    np.testing.assert_array_equal(got, data)
+    assert [w[0] for w in windows] == sorted(w[0] for w in windows)  # top to bottom
+    assert _files(tmp_path) == ["scene.tif"]  # nothing written next to the source
+    with pytest.raises(InputError, match="exactly one"):
+        run_tiled(src, tmp_path / "x.tif", _identity, sink=Sink(), progress=False)
+    with pytest.raises(InputError, match="exactly one"):
+        run_tiled(src, None, _identity, progress=False)

@@ -55,7 +55,16 @@ def _root(
 
 def _register_commands() -> None:
     # Imported for their side effect of adding commands to ``app``.
-    from glacierkit.cli import data, demo, info, map, velocity, velocity_qa  # noqa: F401
+    from glacierkit.cli import (  # noqa: F401
+        data,
+        demo,
+        facies,
+        info,
+        map,
+        massbalance,
+        velocity,
+        velocity_qa,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

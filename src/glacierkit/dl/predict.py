@@ -9,9 +9,10 @@ source groups (optical, DEM, SAR, ...) are given as GeoTIFFs on one grid::
             ──block by block──▶ argmax → classes.tif, calibrated confidence → confidence.tif
             ──▶ polygons of the glacier class(es) → outlines.gpkg
 
-Only the first ``K − 1`` probabilities go through the blend (into a temporary raster); the
-last is ``1 − Σ`` of them, which is exact because blending is a normalised weighted mean. For
-the usual two classes this halves the blending memory and the temporary file.
+Only the first ``K − 1`` probabilities go through the blend; the last is ``1 − Σ`` of them,
+which is exact because blending is a normalised weighted mean. For the usual two classes this
+halves the blending memory. Finished rows of the blend go straight into the class and
+confidence maps (no temporary probability raster).
 
 Tiling, reading and blending are :func:`glacierkit.tiling.run_tiled` (memory bounded by the
 tile size and the scene width, not the scene area): overlapping tiles' *probabilities* are
@@ -124,8 +125,8 @@ class PredictResult:
         missing_groups: Source groups the model ran without (``present = 0``).
         n_outlines: Number of outline polygons written.
         stages: Wall-clock seconds per stage: ``setup`` (checks, model/session loading),
-            ``tiles`` (the tiled run: read, prepare, model, blend, probabilities COG),
-            ``finish`` (classes/confidence from the probabilities), ``outlines``.
+            ``tiles`` (the tiled run: read, prepare, model, blend, classes/confidence rows),
+            ``finish`` (converting the products to COGs), ``outlines``.
     """
 
     classes: Path
@@ -168,10 +169,14 @@ class PredictResult:
 
 
 # ---------------------------------------------------------------------------- helpers
-def _softmax(logits: np.ndarray, axis: int = 1) -> np.ndarray:
-    """Softmax over ``axis`` in float32, in place on a float32 copy."""
+def _softmax(logits: np.ndarray, axis: int = 1, *, inplace: bool = False) -> np.ndarray:
+    """Softmax over ``axis`` in float32; ``inplace`` reuses ``logits`` when it is float32."""
     z = np.asarray(logits, dtype=np.float32)
-    z = z - z.max(axis=axis, keepdims=True)
+    m = z.max(axis=axis, keepdims=True)
+    if (inplace or z is not logits) and z.flags.writeable:
+        z -= m
+    else:
+        z = z - m
     np.exp(z, out=z)
     z /= z.sum(axis=axis, keepdims=True)
     return z
@@ -323,7 +328,8 @@ class _OnnxRunner:
         feeds = {"x": x, "present": present}
         if "cond" in self.inputs:
             feeds["cond"] = cond  # type: ignore[assignment]
-        return _softmax(self.session.run(["logits"], feeds)[0])
+        # The session returns a fresh array: the softmax may overwrite it.
+        return _softmax(self.session.run(["logits"], feeds)[0], inplace=True)
 
 
 class _TorchRunner:
@@ -532,8 +538,11 @@ class _TileFunction:
             by_shape.setdefault(x.shape, []).append(i)
         out: list[np.ndarray] = [None] * len(items)  # type: ignore[list-item]
         for idx in by_shape.values():
-            x = np.stack([items[i][0] for i in idx])
-            present = np.stack([items[i][1] for i in idx])
+            if len(idx) == 1:  # one tile: a view, no copy
+                x, present = items[idx[0]][0][None], items[idx[0]][1][None]
+            else:
+                x = np.stack([items[i][0] for i in idx])
+                present = np.stack([items[i][1] for i in idx])
             conds = [items[i][2] for i in idx]
             cond = None if conds[0] is None else np.stack(conds).astype(np.float32)
             probs = self._probabilities(x, present, cond)
@@ -577,7 +586,12 @@ class _TileFunction:
             return self.norm.apply(x)
         x -= self._mean
         x *= self._inv_std
-        return np.nan_to_num(x, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+        # One isfinite pass instead of nan_to_num's three (isnan, isposinf, isneginf).
+        bad = np.isfinite(x)
+        np.logical_not(bad, out=bad)
+        if bad.any():
+            x[bad] = 0.0
+        return x
 
     def __post_init__(self) -> None:
         self._mean = np.asarray(self.norm.mean, dtype=np.float32)[:, None, None]
@@ -676,87 +690,98 @@ def _blend_bands(k: int) -> int:
     return max(1, k - 1)
 
 
-def _finish(blend_path: Path, work: Path, grid: Grid, classes: Sequence[str], *,
-            calibration: Mapping[str, Any] | None, entropy: bool, keep_classes: bool,
-            probabilities: bool, tags: Mapping[str, Any], block_rows: int = 512
-            ) -> tuple[dict[str, Path], np.ndarray | None]:
-    """Second pass over the blended probabilities: classes, confidence (entropy, probabilities).
+class _Finisher:
+    """Classes, confidence (entropy, probabilities) from blended probability rows.
 
-    ``blend_path`` holds the blended probabilities of the first ``K − 1`` classes; the last
-    class is ``1 − Σ`` of them (blending is linear and the weights are normalised, so this is
-    the blended probability of the last class up to float rounding). Reads and writes whole
-    rows of ``block_rows`` at a time; memory is ``O(K × block_rows × width)`` plus, with
-    ``keep_classes``, the uint8 class map for polygonizing.
+    The :class:`~glacierkit.tiling.run.RowSink` of the tiled run: ``write(q, window)`` gets
+    the blended probabilities of the first ``K − 1`` classes for finished full-width rows;
+    the last class is ``1 − Σ`` of them (blending is linear and the weights are normalised,
+    so this is the blended probability of the last class up to float rounding). Rows are
+    processed ``block_rows`` at a time, so memory is ``O(K × block_rows × width)`` plus, with
+    ``keep_classes``, the uint8 class map for polygonizing. No temporary probability file is
+    written. The product writers are entered on ``stack`` and publish when it closes without
+    an exception.
     """
-    k = len(classes)
-    nb = _blend_bands(k)
-    conf_fn = _calibrator(calibration)
-    paths = {"classes": work / "classes.tif", "confidence": work / "confidence.tif"}
-    if entropy:
-        paths["entropy"] = work / "entropy.tif"
-    if probabilities:
-        paths["probabilities"] = work / "probabilities.tif"
-    full = np.full(grid.shape, CLASS_NODATA, dtype=np.uint8) if keep_classes else None
-    cls_tags = {**tags, "CLASS_NAMES": list(classes),
-                "CLASSES": {str(i): c for i, c in enumerate(classes)}}
-    cal_kind = "none" if calibration is None else str(calibration.get("kind", "custom"))
-    with contextlib.ExitStack() as stack:
-        reader = stack.enter_context(RasterReader(blend_path))
-        # Writers publish when the stack closes, and only if no exception occurred.
-        wc = stack.enter_context(open_writer(
-            paths["classes"], grid, count=1, dtype="uint8", nodata=CLASS_NODATA,
+
+    def __init__(self, stack: contextlib.ExitStack, work: Path, grid: Grid,
+                 classes: Sequence[str], *, calibration: Mapping[str, Any] | None,
+                 entropy: bool, keep_classes: bool, probabilities: bool,
+                 tags: Mapping[str, Any], block_rows: int = 512) -> None:
+        k = len(classes)
+        self.k, self.nb, self.grid, self.block_rows = k, _blend_bands(k), grid, block_rows
+        self.calibration = calibration
+        self.conf_fn = _calibrator(calibration)
+        self.paths = {"classes": work / "classes.tif", "confidence": work / "confidence.tif"}
+        if entropy:
+            self.paths["entropy"] = work / "entropy.tif"
+        if probabilities:
+            self.paths["probabilities"] = work / "probabilities.tif"
+        self.full = np.full(grid.shape, CLASS_NODATA, dtype=np.uint8) if keep_classes else None
+        cls_tags = {**tags, "CLASS_NAMES": list(classes),
+                    "CLASSES": {str(i): c for i, c in enumerate(classes)}}
+        cal_kind = "none" if calibration is None else str(calibration.get("kind", "custom"))
+        self.wc = stack.enter_context(open_writer(
+            self.paths["classes"], grid, count=1, dtype="uint8", nodata=CLASS_NODATA,
             band_names=["class"], units="", tags=cls_tags, colormap=_colormap(classes),
             overview_resampling="nearest"))
-        wf = stack.enter_context(open_writer(
-            paths["confidence"], grid, count=1, dtype="float32", band_names=["confidence"],
-            units="1", tags={**tags, "CALIBRATION": cal_kind}))
-        we = wp = None
+        self.wf = stack.enter_context(open_writer(
+            self.paths["confidence"], grid, count=1, dtype="float32",
+            band_names=["confidence"], units="1", tags={**tags, "CALIBRATION": cal_kind}))
+        self.we = self.wp = None
         if entropy:
-            we = stack.enter_context(open_writer(
-                paths["entropy"], grid, count=1, dtype="float32",
+            self.we = stack.enter_context(open_writer(
+                self.paths["entropy"], grid, count=1, dtype="float32",
                 band_names=["predictive_entropy"], units="nats",
                 tags={**tags, "MAX_ENTROPY_NATS": math.log(k)}))
         if probabilities:
-            wp = stack.enter_context(open_writer(
-                paths["probabilities"], grid, count=k, dtype="float32",
+            self.wp = stack.enter_context(open_writer(
+                self.paths["probabilities"], grid, count=k, dtype="float32",
                 band_names=[f"p_{c}" for c in classes], units="1", tags=cls_tags))
-        for r0 in range(0, grid.height, block_rows):
-            n = min(block_rows, grid.height - r0)
-            win = Window(0, r0, grid.width, n)
-            q, _ = reader.read_arrays(win)  # (K - 1, n, W), NaN where nothing was predicted
-            if k > 1:
-                p = np.empty((k, n, grid.width), dtype=np.float32)
-                p[:nb] = q
-                last = np.subtract(1.0, q.sum(axis=0, dtype=np.float32), out=p[k - 1])
-                np.clip(last, 0.0, 1.0, out=last)
-            else:
-                p = q
-            valid = np.isfinite(p[-1])
-            all_valid = bool(valid.all())
-            cls, top = _argmax_max(p)
-            if calibration is None:
-                conf = top  # NaN where nothing was predicted
-            elif all_valid:
-                conf = conf_fn(p.reshape(k, -1)).reshape(n, grid.width)
-            else:
-                conf = np.full((n, grid.width), np.nan, dtype=np.float32)
-                if valid.any():
-                    conf[valid] = conf_fn(p[:, valid])
-            if not all_valid:
-                cls[~valid] = CLASS_NODATA
-            wc.write(cls, win)
-            wf.write(conf, win)
-            if full is not None:
-                full[r0:r0 + n] = cls
-            if wp is not None:
-                wp.write(p, win)
-            if we is not None:
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    pc = np.clip(p, 1e-12, 1.0)
-                    ent = -(pc * np.log(pc)).sum(axis=0, dtype=np.float32)
-                ent[~valid] = np.nan
-                we.write(ent, win)
-    return paths, full
+
+    def write(self, data: np.ndarray, window: Window) -> None:
+        """Finish the full-width rows ``window`` from their ``(K − 1, rows, W)`` probabilities."""
+        r0, rows = int(window.row_off), int(window.height)
+        for i in range(0, rows, self.block_rows):
+            n = min(self.block_rows, rows - i)
+            self._block(data[:, i:i + n], r0 + i)
+
+    def _block(self, q: np.ndarray, r0: int) -> None:
+        k, nb, width = self.k, self.nb, self.grid.width
+        n = q.shape[1]
+        win = Window(0, r0, width, n)
+        q = np.asarray(q, dtype=np.float32)  # NaN where nothing was predicted
+        if k > 1:
+            p = np.empty((k, n, width), dtype=np.float32)
+            p[:nb] = q
+            last = np.subtract(1.0, q.sum(axis=0, dtype=np.float32), out=p[k - 1])
+            np.clip(last, 0.0, 1.0, out=last)
+        else:
+            p = q
+        valid = np.isfinite(p[-1])
+        all_valid = bool(valid.all())
+        cls, top = _argmax_max(p)
+        if self.calibration is None:
+            conf = top  # NaN where nothing was predicted
+        elif all_valid:
+            conf = self.conf_fn(p.reshape(k, -1)).reshape(n, width)
+        else:
+            conf = np.full((n, width), np.nan, dtype=np.float32)
+            if valid.any():
+                conf[valid] = self.conf_fn(p[:, valid])
+        if not all_valid:
+            cls[~valid] = CLASS_NODATA
+        self.wc.write(cls, win)
+        self.wf.write(conf, win)
+        if self.full is not None:
+            self.full[r0:r0 + n] = cls
+        if self.wp is not None:
+            self.wp.write(p, win)
+        if self.we is not None:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                pc = np.clip(p, 1e-12, 1.0)
+                ent = -(pc * np.log(pc)).sum(axis=0, dtype=np.float32)
+            ent[~valid] = np.nan
+            self.we.write(ent, win)
 
 
 def _align_sources(groups: dict[str, _GroupSource], align: bool | str | Grid, work: Path
@@ -989,7 +1014,6 @@ def predict_scene(bundle_or_path: ModelBundle | str | os.PathLike[str],
                                "mc_samples": mc_samples, "region": region,
                                "cond": cond_spec, "missing_groups": missing,
                                "nodata_rule": nodata, "glacierkit": __version__}}
-        blend_tmp = work / "blended.tif"
         ctx = (_seeded(seed) if (runner_backend == "torch" and mc_samples > 0)
                else contextlib.nullcontext())
         log.info("predicting %s with %s on %s (%s): tiles of %s px, overlap %s px, "
@@ -998,24 +1022,27 @@ def predict_scene(bundle_or_path: ModelBundle | str | os.PathLike[str],
                  f", MC ×{mc_samples}" if mc_samples else "")
         stages = {"setup": time.perf_counter() - t_start}
         t = time.perf_counter()
-        with ctx:
-            run = run_tiled(paths, blend_tmp, fn, tile_size=tile_hw, overlap=ov_hw,
-                            edge="clamp", blend="cosine", out_bands=_blend_bands(k),
-                            band_names=[f"p_{c}" for c in bundle.classes][:_blend_bands(k)],
-                            units="1", tags={**tags, "CLASS_NAMES": list(bundle.classes)},
-                            compress="none",
-                            skip_nodata="any" if nodata == "all" else "all",
-                            executor=executor, progress=progress)
-        stages["tiles"] = time.perf_counter() - t
+        # The blended probabilities go straight from the tiled run's finished rows into the
+        # products (no temporary probability raster). GDAL's default block cache (5 % of RAM)
+        # would dominate the memory of the COG steps.
+        with rasterio.Env(GDAL_CACHEMAX=_GDAL_CACHE_MB * 2**20), \
+                contextlib.ExitStack() as products:
+            finisher = _Finisher(products, work, grid, bundle.classes,
+                                 calibration=bundle.calibration, entropy=mc_samples > 0,
+                                 keep_classes=outlines, probabilities=write_probabilities,
+                                 tags=tags)
+            with ctx:
+                run = run_tiled(paths, None, fn, tile_size=tile_hw, overlap=ov_hw,
+                                edge="clamp", blend="cosine", out_bands=_blend_bands(k),
+                                skip_nodata="any" if nodata == "all" else "all",
+                                executor=executor, progress=progress, sink=finisher,
+                                gdal_cache_mb=_GDAL_CACHE_MB)
+            stages["tiles"] = time.perf_counter() - t
+            t = time.perf_counter()
+        # Leaving the stack converted the products to COGs.
+        written, classes_full = finisher.paths, finisher.full
+        del finisher
         skipped = run.skipped + fn.stats.tiles_empty
-        t = time.perf_counter()
-        # GDAL's default block cache (5 % of RAM) would dominate the memory of the COG steps.
-        with rasterio.Env(GDAL_CACHEMAX=_GDAL_CACHE_MB * 2**20):
-            written, classes_full = _finish(blend_tmp, work, grid, bundle.classes,
-                                            calibration=bundle.calibration,
-                                            entropy=mc_samples > 0, keep_classes=outlines,
-                                            probabilities=write_probabilities, tags=tags)
-        blend_tmp.unlink(missing_ok=True)
         stages["finish"] = time.perf_counter() - t
         n_polys = 0
         t = time.perf_counter()

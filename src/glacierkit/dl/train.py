@@ -94,6 +94,8 @@ class TrainConfig:
         restart_mult: ``T_mult`` (each period is ``restart_mult`` times longer than the last).
         min_lr: ``eta_min``, the learning rate at the bottom of each cosine period.
         focal_gamma: Focusing parameter γ of the focal loss (0 = cross-entropy).
+        label_smoothing: ε of the focal loss's label smoothing (0 = off; see
+            :class:`glacierkit.dl.losses.FocalLoss`), e.g. for facies with fuzzy boundaries.
         class_weights: Per-class weights α of the focal loss (``K`` values), ``"auto"`` to
             derive them from the label frequencies of (up to 256) training samples
             (inverse frequency, normalised to mean 1, clipped to ``[0.1, 10]``), or None.
@@ -136,6 +138,7 @@ class TrainConfig:
     restart_mult: int = 2
     min_lr: float = 1e-6
     focal_gamma: float = 2.0
+    label_smoothing: float = 0.0
     class_weights: list[float] | Literal["auto"] | None = None
     aux_weights: tuple[float, ...] = (0.5, 0.25)
     grad_clip: float | None = 1.0
@@ -174,6 +177,8 @@ class TrainConfig:
              f"restart_epochs and restart_mult must be integers >= 1; got "
              f"{self.restart_epochs}, {self.restart_mult}.")
         need(self.focal_gamma >= 0, f"focal_gamma must be >= 0; got {self.focal_gamma}.")
+        need(0.0 <= self.label_smoothing < 1.0,
+             f"label_smoothing must be in [0, 1); got {self.label_smoothing}.")
         need(all(w >= 0 for w in self.aux_weights),
              f"aux_weights must be >= 0; got {self.aux_weights}.")
         need(self.grad_clip is None or self.grad_clip > 0,
@@ -412,7 +417,7 @@ class SegmentationTask(L.LightningModule):
         self.steps_per_epoch = max(1, int(steps_per_epoch))
         self.class_weights = None if class_weights is None else [float(w) for w in class_weights]
         self.loss_fn = FocalLoss(gamma=cfg.focal_gamma, alpha=self.class_weights,
-                                 ignore_index=IGNORE_INDEX)
+                                 ignore_index=IGNORE_INDEX, label_smoothing=cfg.label_smoothing)
         self.history: list[dict[str, float]] = []
         self._cm: torch.Tensor | None = None
         self._val_loss = [0.0, 0]

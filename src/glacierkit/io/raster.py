@@ -309,12 +309,17 @@ def open_raster(path: str | os.PathLike[str], *, window: Window | None = None,
 
 def _valid_mask(arr: np.ndarray, nodata: float | int | None, msk: np.ndarray | None,
                 path: Path, nan_nodata: str) -> np.ndarray:
-    valid = np.ones(arr.shape, dtype=bool) if msk is None else msk.copy()
     is_float = np.issubdtype(arr.dtype, np.floating)
-    if nodata is not None:
-        valid &= ~np.isnan(arr) if (is_float and np.isnan(nodata)) else (arr != nodata)
-    if is_float:
-        nans = np.isnan(arr)
+    nans = np.isnan(arr) if is_float else None
+    if nodata is not None and not (is_float and np.isnan(nodata)):
+        valid = arr != nodata
+        if msk is not None:
+            valid &= msk
+    elif msk is not None:
+        valid = msk.copy()
+    else:  # NaN nodata (or none): the NaN test below is the whole test
+        valid = None
+    if nans is not None:
         if nodata is None and nans.any():
             if nan_nodata == "error":
                 raise NodataError(
@@ -324,8 +329,10 @@ def _valid_mask(arr: np.ndarray, nodata: float | int | None, msk: np.ndarray | N
                 )
             log.info("%s: no nodata declared; %d NaN pixel(s) treated as nodata.", path,
                      int(nans.sum()))
+        if valid is None:
+            return np.logical_not(nans, out=nans)
         valid &= ~nans
-    return valid
+    return valid if valid is not None else np.ones(arr.shape, dtype=bool)
 
 
 def read_grid(path: str | os.PathLike[str], *, pixel_size_m: float | None = None,

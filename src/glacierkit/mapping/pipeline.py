@@ -37,7 +37,6 @@ from glacierkit.io import Grid, open_raster
 from glacierkit.mapping.baseline import baseline_classes
 from glacierkit.mapping.config import MappingConfig
 from glacierkit.metrics.calibration import (
-    compare_calibrations,
     expected_calibration_error,
     reliability_bins,
 )
@@ -158,27 +157,9 @@ def fit_calibration(model: Any, val_ds: Any, method: str, *, seed: int = 0
     if y.size < 100:
         raise InputError(f"only {y.size} labelled validation pixels: too few to calibrate; "
                          f"enlarge val_fraction or set [calibration] method = \"none\".")
-    record: dict[str, Any] = {"n_pixels": int(y.size)}
-    chosen = method
-    if method == "auto":
-        idx = np.random.default_rng(seed).permutation(y.size)
-        a, b = idx[: y.size // 2], idx[y.size // 2:]
-        cmp = compare_calibrations(z[a], y[a], z[b], y[b],
-                                   methods=("none", "temperature", "isotonic"))
-        record["selection"] = {"ece_before": cmp["ece_before"],
-                               **{k: v["ece_after"] for k, v in cmp["methods"].items()}}
-        chosen = cmp["best"]
-        record["selection_rule"] = ("lowest ECE on a held-out half of the validation pixels "
-                                    "(maps fitted on the other half)")
-    record["method"] = chosen
-    if chosen == "none":
-        return None, record
-    from glacierkit.metrics.calibration import CALIBRATION_MAPS
+    from glacierkit.metrics.calibration import choose_calibration
 
-    cmap = CALIBRATION_MAPS[chosen]()
-    cmap.fit(z, y)
-    record["params"] = cmap.to_dict()
-    return cmap.to_dict(), record
+    return choose_calibration(z, y, method, seed=seed)
 
 
 def _test_ece(probabilities: np.ndarray, confidence: np.ndarray, ref: np.ndarray,

@@ -467,3 +467,51 @@ def compare_calibrations(logits_val: np.ndarray, y_val: np.ndarray, logits_test:
         }
     best = min(results, key=lambda k: results[k]["ece_after"])
     return {"ece_before": ece_before, "methods": results, "best": best}
+
+
+def choose_calibration(logits: np.ndarray, labels: np.ndarray, method: str = "auto", *,
+                       seed: int = 0) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """Fit a calibration map on held-out logits, choosing the kind by ECE when ``"auto"``.
+
+    ``"auto"`` fits temperature scaling and isotonic regression (and the identity) on one
+    random half of the samples, scores their ECE on the other half, and refits the winner on
+    all samples. The data must be held out from training (validation pixels, or out-of-fold
+    predictions); the test data are never used to choose.
+
+    Args:
+        logits: ``(N, K)`` raw logits.
+        labels: ``(N,)`` labels.
+        method: ``"auto"``, ``"none"`` or a key of :data:`CALIBRATION_MAPS`.
+        seed: Seed of the random halves.
+
+    Returns:
+        ``(map.to_dict() or None, record)`` — the record states the method, the selection
+        ECEs and the rule.
+    """
+    if method != "auto" and method != "none" and method not in CALIBRATION_MAPS:
+        raise InputError(f"unknown calibration {method!r}; use 'auto', 'none' or one of "
+                         f"{sorted(CALIBRATION_MAPS)}.")
+    z = np.asarray(logits)
+    y = np.asarray(labels)
+    record: dict[str, Any] = {"n_pixels": int(y.size)}
+    if method == "none":
+        record["method"] = "none"
+        return None, record
+    chosen = method
+    if method == "auto":
+        idx = np.random.default_rng(seed).permutation(y.size)
+        a, b = idx[: y.size // 2], idx[y.size // 2:]
+        cmp = compare_calibrations(z[a], y[a], z[b], y[b],
+                                   methods=("none", "temperature", "isotonic"))
+        record["selection"] = {"ece_before": cmp["ece_before"],
+                               **{k: v["ece_after"] for k, v in cmp["methods"].items()}}
+        chosen = cmp["best"]
+        record["selection_rule"] = ("lowest ECE on a held-out half of the samples "
+                                    "(maps fitted on the other half)")
+    record["method"] = chosen
+    if chosen == "none":
+        return None, record
+    cmap = CALIBRATION_MAPS[chosen]()
+    cmap.fit(z, y)
+    record["params"] = cmap.to_dict()
+    return cmap.to_dict(), record

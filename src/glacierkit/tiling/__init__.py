@@ -22,6 +22,7 @@ from glacierkit.tiling.blend import (
 )
 from glacierkit.tiling.grid import EdgeMode, Tile, TileGrid
 from glacierkit.tiling.run import (
+    RowSink,
     SerialExecutor,
     ThreadExecutor,
     TiledRun,
@@ -36,6 +37,7 @@ __all__ = [
     "TILE_BLENDS",
     "BlendMethod",
     "EdgeMode",
+    "RowSink",
     "SerialExecutor",
     "ThreadExecutor",
     "Tile",

@@ -44,7 +44,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
@@ -163,6 +163,31 @@ def make_executor(executor: str | TileExecutor = "serial", *, max_workers: int |
         raise InputError(f"executor {executor!r} has no map(fn, items) method; see "
                          f"glacierkit.tiling.TileExecutor.")
     return executor
+
+
+# ---------------------------------------------------------------------------- sinks
+@runtime_checkable
+class RowSink(Protocol):
+    """Where :func:`run_tiled` puts finished rows instead of a file (its ``sink=``).
+
+    ``write(data, window)`` receives the blended values of whole scene rows, top to bottom,
+    each row exactly once: ``data`` is ``(bands, rows, cols)`` in the output dtype (nodata
+    filled) and ``window`` spans the full scene width.
+    """
+
+    def write(self, data: np.ndarray, window: Window) -> None:
+        """Take the finished rows ``window`` of the scene."""
+        ...
+
+
+class _SinkWriter:
+    """The parts of a :class:`RasterWriter` that the strip accumulator uses, for a sink."""
+
+    def __init__(self, sink: RowSink, grid: Grid, dtype: np.dtype) -> None:
+        self.sink, self.grid, self.dtype = sink, grid, dtype
+
+    def write(self, data: np.ndarray, window: Window) -> None:
+        self.sink.write(data, window)
 
 
 # ---------------------------------------------------------------------------- reading
@@ -321,8 +346,8 @@ class _StripAccumulator:
     row's start (see the module docstring).
     """
 
-    def __init__(self, writer: RasterWriter, *, bands: int, capacity: int, block_rows: int,
-                 fill: float) -> None:
+    def __init__(self, writer: RasterWriter | _SinkWriter, *, bands: int, capacity: int,
+                 block_rows: int, fill: float) -> None:
         self.writer = writer
         self.height, self.width = writer.grid.shape
         self.block_rows = block_rows
@@ -395,14 +420,14 @@ class TiledRun:
     """Summary of a :func:`run_tiled` call.
 
     Attributes:
-        path: The written COG.
+        path: The written COG (``None`` when the rows went to a ``sink``).
         grid: Its grid (that of the sources).
         tiles: Number of tiles in the tile grid.
         skipped: Tiles skipped because their inputs were nodata.
         seconds: Wall-clock time of the whole run, COG conversion included.
     """
 
-    path: Path
+    path: Path | None
     grid: Grid
     tiles: int
     skipped: int
@@ -440,7 +465,7 @@ def _check_output_options(dtype: np.dtype, nodata: float | int | None, as_float:
 
 
 def run_tiled(sources: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
-              out: str | os.PathLike[str], fn: TileFunction, *,
+              out: str | os.PathLike[str] | None, fn: TileFunction, *,
               tile_size: int | tuple[int, int] = 512, overlap: int | tuple[int, int] = 0,
               edge: EdgeMode = "clamp", blend: TileBlend = "cosine",
               taper_px: int | tuple[int, int] | None = None, sigma_frac: float = 0.125,
@@ -452,14 +477,16 @@ def run_tiled(sources: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
               skip_nodata: SkipNodata = "all",
               executor: Literal["serial", "threads"] | TileExecutor = "serial",
               max_workers: int | None = None, max_in_flight: int | None = None,
-              gdal_cache_mb: int = 128, progress: bool = True) -> TiledRun:
+              gdal_cache_mb: int = 128, progress: bool = True,
+              sink: RowSink | None = None) -> TiledRun:
     """Run ``fn`` tile by tile over co-registered rasters and write the blended result as a COG.
 
     Args:
         sources: One raster path or a sequence of paths on the same grid (checked:
             :class:`~glacierkit.errors.GridMismatchError` otherwise; align them first with
             :func:`glacierkit.io.align`).
-        out: Output ``.tif`` path (written atomically as a COG; its folder must exist).
+        out: Output ``.tif`` path (written atomically as a COG; its folder must exist), or
+            ``None`` with ``sink``.
         fn: ``fn(arrays, tile) -> prediction``. ``arrays`` is a list with one
             ``(bands, tile_rows, tile_cols)`` array per source (float with NaN for nodata when
             ``as_float``; padded tiles padded per ``pad_mode``); ``tile`` is the
@@ -502,6 +529,11 @@ def run_tiled(sources: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
         gdal_cache_mb: GDAL block cache during the run, MiB (GDAL's default is 5 % of RAM,
             which would otherwise dominate the memory use).
         progress: Show a rich progress bar (``False`` to silence it).
+        sink: Instead of writing ``out``, hand each block of finished rows to
+            ``sink.write(data, window)`` (a :class:`RowSink`; ``out`` must be ``None``):
+            for callers that post-process the blended rows without a temporary raster
+            (:func:`glacierkit.dl.predict.predict_scene` turns them into class and confidence
+            maps). File options (``compress``, ``band_names``, ...) are then unused.
 
     Returns:
         A :class:`TiledRun` summary.
@@ -518,7 +550,12 @@ def run_tiled(sources: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
     t0 = time.perf_counter()
     paths = tuple(Path(p) for p in ([sources] if isinstance(sources, str | os.PathLike)
                                     else sources))
-    out_path = check_output_path(out, overwrite=overwrite)
+    if (sink is None) == (out is None):
+        raise InputError("run_tiled needs exactly one of out= (a .tif path) and sink= (an "
+                         "object with write(data, window)).")
+    if sink is not None and not callable(getattr(sink, "write", None)):
+        raise InputError(f"sink {sink!r} has no write(data, window) method.")
+    out_path = None if out is None else check_output_path(out, overwrite=overwrite)
     if not callable(fn):
         raise InputError(f"fn must be callable fn(arrays, tile); got {fn!r}.")
     out_dtype = np.dtype(dtype)
@@ -543,7 +580,10 @@ def run_tiled(sources: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
     task = _TileTask(paths, fn, blend, taper_px, sigma_frac, as_float, pad_mode, skip_nodata,
                      bands, reader)
 
-    def writer_for(count: int) -> RasterWriter:
+    def writer_for(count: int) -> Any:
+        if sink is not None:
+            return nullcontext(_SinkWriter(sink, grid, out_dtype))
+        assert out_path is not None
         return open_writer(out_path, grid, count=count, dtype=out_dtype, nodata=nodata,
                            band_names=band_names, units=units, tags=run_tags,
                            overwrite=overwrite, compress=compress, blocksize=blocksize)
@@ -553,9 +593,11 @@ def run_tiled(sources: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
     skipped = 0
     strip: _StripAccumulator | None = None
     log.info("tiled run: %d tiles (%d × %d) of %s px, overlap %s px, blend %s, %r → %s",
-             len(tiles), *tiles.grid_shape, tiles.tile_size, tiles.overlap, blend, ex, out_path)
+             len(tiles), *tiles.grid_shape, tiles.tile_size, tiles.overlap, blend, ex,
+             out_path if sink is None else sink)
     with (rasterio.Env(GDAL_CACHEMAX=int(gdal_cache_mb) * 2**20), ExitStack() as stack,
-          _progress_bar(progress, len(tiles), out_path.name) as advance,
+          _progress_bar(progress, len(tiles),
+                        out_path.name if out_path is not None else "rows") as advance,
           _closing(ex.map(task, iter(tiles))) as results):
         # Exit order: results (executor shut down) → progress → writer (publish or clean up)
         # → source datasets closed.

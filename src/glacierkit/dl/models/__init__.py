@@ -31,11 +31,13 @@ except ImportError as exc:  # pragma: no cover - exercised only without the dl e
     ) from exc
 
 from glacierkit.dl.models.blocks import SegmentationModel
+from glacierkit.dl.models.facies_cnn import FACIES_CNN_SIZES, FaciesCNN
 from glacierkit.dl.models.glavitu import GLAVITU_SIZES, GlaViTU
 from glacierkit.dl.models.resunet import RESUNET_SIZES, ResUNet
 
 __all__ = [
     "ARCHS",
+    "FaciesCNN",
     "SIZES",
     "GlaViTU",
     "ResUNet",
@@ -48,12 +50,14 @@ __all__ = [
 ]
 
 #: Architectures :func:`build_model` knows.
-ARCHS: tuple[str, ...] = ("resunet", "glavitu")
+ARCHS: tuple[str, ...] = ("resunet", "glavitu", "facies_cnn")
 
 #: Size presets per architecture (``size=`` of :func:`build_model`).
-SIZES: dict[str, dict[str, dict]] = {"resunet": RESUNET_SIZES, "glavitu": GLAVITU_SIZES}
+SIZES: dict[str, dict[str, dict]] = {"resunet": RESUNET_SIZES, "glavitu": GLAVITU_SIZES,
+                                     "facies_cnn": FACIES_CNN_SIZES}
 
-_CLASSES: dict[str, type[SegmentationModel]] = {"resunet": ResUNet, "glavitu": GlaViTU}
+_CLASSES: dict[str, type[SegmentationModel]] = {"resunet": ResUNet, "glavitu": GlaViTU,
+                                                "facies_cnn": FaciesCNN}
 _INT_SEQ = ("widths",)
 _INTS = ("bottleneck", "depth", "dim", "n_blocks", "heads", "patch")
 
@@ -64,7 +68,8 @@ def build_model(arch: str, *, group_channels: Sequence[int], n_classes: int,
     """Build a segmentation model.
 
     Args:
-        arch: ``"resunet"`` or ``"glavitu"`` (see :data:`ARCHS`).
+        arch: ``"resunet"``, ``"glavitu"`` or ``"facies_cnn"`` (the point-label patch
+            classifier, :class:`~glacierkit.dl.models.facies_cnn.FaciesCNN`; see :data:`ARCHS`).
         group_channels: channels per source group, in layout order, e.g. ``(4, 2, 2, 1)``.
         n_classes: number of output classes ``K`` (logits ``(B, K, H, W)``), at least 2.
         cond_dim: length of the conditioning vector (0: unconditioned, ``cond=None``).
@@ -114,6 +119,15 @@ def build_model(arch: str, *, group_channels: Sequence[int], n_classes: int,
 
 def _check_config(arch: str, config: dict) -> dict:
     out = dict(config)
+    if arch == "facies_cnn":
+        try:
+            out["widths"] = tuple(int(w) for w in config["widths"])
+            out["dilations"] = tuple(int(d) for d in config["dilations"])
+            out["kernel"] = int(config["kernel"])
+        except (TypeError, ValueError):
+            raise InputError(f"invalid facies_cnn hyper-parameters {config!r}: widths and "
+                             "dilations must be lists of ints, kernel an int.") from None
+        return out
     try:
         out["widths"] = tuple(int(w) for w in config["widths"])
         for key in _INTS:

@@ -1,0 +1,188 @@
+"""``glacierkit massbalance``: regress glacier mass balance on facies-derived indicators.
+
+* ``massbalance fit INDICATORS MB_TABLES… [--indicator NAME …] [--units auto|mm|m] [--json]``
+  — INDICATORS is a CSV with a glacier identifier column (WGMS id, RGI id or name; matching
+  rules in :mod:`glacierkit.massbalance.match`), a ``year`` column and indicator columns
+  (e.g. ``aar``, ``ela_m``, ``snowline_altitude_m``); MB_TABLES are WGMS ``mbdata`` CSVs, generic
+  balance CSVs, or folders of them. Prints, per indicator, the global (pooled) and the
+  glacier-specific regressions: n, r, RMSE (m w.e.), slope with its 95 % interval, intercept,
+  leave-one-year-out and leave-one-glacier-out skill; ``--json`` prints one JSON object.
+* ``massbalance indicators PROFILES… -o TABLE.csv [--rgi-hypsometry CSV | --dem DEM --outlines
+  SHP] [--links CSV]`` — ELA (and AAR where a hypsometry is given) per glacier-year from WGMS
+  elevation-band profiles; the output table is a valid INDICATORS input.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from glacierkit._json import jsonable
+from glacierkit.cli.main import app
+from glacierkit.errors import InputError
+
+mb_app = typer.Typer(help="Glacier mass balance from facies indicators (AAR, ELA, snowline) "
+                          "and WGMS tables.", no_args_is_help=True)
+app.add_typer(mb_app, name="massbalance")
+
+_NOT_INDICATORS = {"year", "date", "glacier_id", "wgms_id", "rgi_id", "rgi60_id", "rgi50_id",
+                   "rgiid", "name", "glacier", "site", "site name", "site_name", "n_bands",
+                   "z_min_m", "z_max_m", "aar_coverage", "observed_share", "area_km2",
+                   "accumulation_km2", "snowline_iqr_m", "snowline_n_px",
+                   "annual_balance_m_we", "winter_balance_m_we", "summer_balance_m_we"}
+
+
+def _num(v: Any, fmt: str = ".3g") -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "—"
+    return format(v, fmt) if isinstance(v, float) else str(v)
+
+
+def _ci(v: Any) -> str:
+    if not v:
+        return "—"
+    return f"[{_num(v[0])}, {_num(v[1])}]"
+
+
+def fit_report(indicators: Path, mb_tables: list[Path], *, indicator: list[str] | None = None,
+               units: str = "auto", id_column: str | None = None, links: Path | None = None,
+               min_samples: int = 3, per_glacier: bool = True) -> dict[str, Any]:
+    """Everything ``massbalance fit`` prints, as one JSON-ready dict."""
+    import pandas as pd
+
+    from glacierkit.massbalance import fit_indicator, match_indicators, read_mass_balance
+    from glacierkit.massbalance.wgms import read_links
+
+    if not indicators.exists():
+        raise InputError(f"indicator table {indicators} does not exist.")
+    table = pd.read_csv(indicators)
+    mb = read_mass_balance(mb_tables, units=units)  # type: ignore[arg-type]
+    lk = read_links(links) if links is not None else None
+    m = match_indicators(table, mb, id_column=id_column, links=lk)
+    if indicator:
+        names = list(indicator)
+        missing = [n for n in names if n not in m.data.columns]
+        if missing:
+            raise InputError(f"indicator column(s) {missing} not in {indicators}; columns: "
+                             f"{list(table.columns)}.")
+    else:
+        names = [c for c in table.columns if str(c).strip().lower() not in _NOT_INDICATORS
+                 and c in m.data.columns and pd.api.types.is_numeric_dtype(m.data[c])]
+        if not names:
+            raise InputError(f"no numeric indicator column in {indicators}; name them with "
+                             f"--indicator.")
+    out: dict[str, Any] = {"indicators": {n: fit_indicator(m.data, n, min_samples=min_samples,
+                                                            per_glacier=per_glacier)
+                                          for n in names},
+                           "matching": m.to_dict(), "unmatched": m.unmatched,
+                           "units_note": mb.units_notes, "gaps": mb.gaps_summary(),
+                           "balance_tables": len(mb.sources)}
+    return out
+
+
+@mb_app.command("fit")
+def fit(
+    indicators: Path = typer.Argument(..., help="CSV: glacier id (WGMS/RGI id or name), year, "
+                                      "indicator columns."),
+    mb_tables: list[Path] = typer.Argument(..., help="WGMS mbdata CSVs, generic balance CSVs "
+                                           "or folders."),
+    indicator: list[str] = typer.Option(None, "--indicator", "-i",
+                                        help="Indicator column(s) (default: every numeric one)."),
+    units: str = typer.Option("auto", "--units", help="Balance units of MB_TABLES: auto | mm "
+                              "| m (auto: WGMS mm convention, else by magnitude)."),
+    id_column: str | None = typer.Option(None, "--id-column",
+                                         help="Identifier column of INDICATORS."),
+    links: Path | None = typer.Option(None, "--links", help="WGMS rgi_wgms_links CSV (RGI 5 "
+                                      "ids and WGMS names)."),
+    min_samples: int = typer.Option(3, "--min-samples",
+                                    help="Fewest pairs per regression / years per glacier."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Regress annual mass balance on indicators: global and glacier-specific, with CV."""
+    if units not in ("auto", "mm", "m"):
+        raise typer.BadParameter(f"--units must be auto, mm or m; got {units!r}.")
+    r = fit_report(indicators, mb_tables, indicator=indicator, units=units,
+                   id_column=id_column, links=links, min_samples=min_samples,
+                   per_glacier=as_json)
+    if as_json:
+        typer.echo(json.dumps(jsonable(r)))
+        return
+    con = Console()
+    t = Table(title="annual balance = intercept + slope · indicator (balance in m w.e.)",
+              title_justify="left")
+    for c in ("indicator", "model", "n", "glaciers", "r", "RMSE", "slope [95 % CI]",
+              "intercept", "LOYO r / RMSE", "LOGO r / RMSE"):
+        t.add_column(c, justify="left" if c in ("indicator", "model") else "right")
+    for name, res in r["indicators"].items():
+        for key, label in (("global", "global"), ("glacier_specific", "per glacier")):
+            g = res[key]
+            if "error" in g:
+                t.add_row(name, label, "—", "—", "—", "—", g["error"][:60], "", "", "")
+                continue
+            slope = _num(g["slope"]) + (f" {_ci(g['slope_ci95'])}" if g.get("slope_ci95")
+                                        else " (median)")
+            t.add_row(name, label, str(g["n"]), str(g["n_glaciers"]), _num(g["r"]),
+                      _num(g["rmse_m_we"]), slope, _num(g["intercept"]),
+                      f"{_num(g['cv_loyo_r'])} / {_num(g['cv_loyo_rmse_m_we'])}",
+                      f"{_num(g['cv_logo_r'])} / {_num(g['cv_logo_rmse_m_we'])}")
+        t.add_section()
+    con.print(t)
+    for n in r["units_note"]:
+        con.print(f"units: {n}")
+    con.print(f"records: {r['gaps']}")
+    mt = r["matching"]
+    con.print(f"matched {mt['n_matched_rows']} indicator row(s) on {mt['n_glaciers']} "
+              f"glacier(s) by column {mt['id_column']!r}; "
+              f"{mt['no_balance_glacier_years']} matched glacier-year(s) without balance")
+    if r["unmatched"]:
+        con.print(f"[yellow]unmatched identifiers ({len(r['unmatched'])})[/]: "
+                  + "; ".join(f"{k}: {v}" for k, v in list(r["unmatched"].items())[:10]))
+
+
+@mb_app.command("indicators")
+def indicators_cmd(
+    profiles: list[Path] = typer.Argument(..., help="WGMS profile_*.csv files or folders."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output CSV."),
+    rgi_hypsometry: Path | None = typer.Option(None, "--rgi-hypsometry",
+                                               help="RGI *_hypso.csv (needs --links)."),
+    dem: Path | None = typer.Option(None, "--dem", help="DEM for hypsometry (with --outlines "
+                                    "and --links)."),
+    outlines: Path | None = typer.Option(None, "--outlines", help="Glacier outlines (RGI)."),
+    links: Path | None = typer.Option(None, "--links", help="WGMS rgi_wgms_links CSV."),
+    units: str = typer.Option("auto", "--units", help="auto | mm | m."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing OUT."),
+) -> None:
+    """ELA (and AAR with a hypsometry) per glacier-year from elevation-band profiles."""
+    from glacierkit.massbalance import (
+        hypsometry_from_dem,
+        profile_indicators,
+        read_profiles,
+        read_rgi_hypsometry,
+    )
+    from glacierkit.massbalance.study import hypsometries_by_wgms_id, write_csv
+    from glacierkit.massbalance.wgms import read_links
+
+    if (dem is None) != (outlines is None):
+        raise InputError("give --dem and --outlines together.")
+    hyps_rgi = {}
+    if rgi_hypsometry is not None:
+        hyps_rgi.update(read_rgi_hypsometry(rgi_hypsometry))
+    if dem is not None and outlines is not None:
+        hyps_rgi.update(hypsometry_from_dem(dem, outlines))
+    hyps = {}
+    if hyps_rgi:
+        if links is None:
+            raise InputError("hypsometries are keyed by RGI id; give --links (the WGMS "
+                             "rgi_wgms_links CSV) to map them to WGMS ids.")
+        hyps = hypsometries_by_wgms_id(hyps_rgi, read_links(links))
+    pr = read_profiles(profiles, units=units)  # type: ignore[arg-type]
+    table = profile_indicators(pr, hyps)
+    write_csv(out, table, overwrite=overwrite)
+    Console().print(f"{len(table)} glacier-year(s) of {table['glacier_id'].nunique()} "
+                    f"glacier(s), AAR for {int(table['aar'].notna().sum())} → {out}")
