@@ -33,6 +33,7 @@ vocabulary = "aberle"
 # date = "image_date"
 # crs = "EPSG:4326"           # CRS of CSV coordinates
 # polygon_spacing = 20.0      # for polygon files
+# max_per_scene_class = 200   # keep at most this many labels per (scene, class), seeded
 # Form (a), sampled spectra: the band columns to use (a model is then applicable to scenes
 # whose optical bands are exactly these, in this order).
 bands = ["B2", "B3", "B4", "B8", "B11"]
@@ -80,7 +81,7 @@ method = "auto"               # auto | temperature | isotonic | none
 
 _SECTIONS = {
     "labels": {"path", "vocabulary", "table", "label", "glacier", "scene", "date", "crs",
-               "polygon_spacing", "bands", "x", "y", "geometry"},
+               "polygon_spacing", "bands", "x", "y", "geometry", "max_per_scene_class"},
     "model": {"kind", "size", "baseline", "epochs", "batch_size", "lr", "focal_gamma",
               "label_smoothing", "weighting", "accelerator", "dropout", "augment", "overrides"},
     "cv": {"folds", "seed"},

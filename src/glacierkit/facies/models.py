@@ -39,7 +39,8 @@ from glacierkit.errors import InputError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PatchNet", "SpectralBaseline", "make_classifier", "patchnet_bundle",
+__all__ = ["PatchNet", "SpectralBaseline", "bundle_logits", "make_classifier",
+           "patchnet_bundle",
            "sample_weights"]
 
 
@@ -378,6 +379,45 @@ def patchnet_bundle(net: PatchNet, *, layout: Any, classes: Sequence[str],
                              classes=[str(c) for c in classes], calibration=calibration,
                              tile={"size": int(tile_size), "overlap": overlap},
                              training=record, onnx_bytes=onnx_bytes)
+
+
+def bundle_logits(bundle: Any, X: np.ndarray, *, batch_size: int = 4096,
+                  threads: int | None = None) -> np.ndarray:
+    """Logits ``(N, K)`` of a facies model file for spectra or patches, with ONNX Runtime.
+
+    No torch needed. ``X`` is ``(N, F)`` sampled spectra in the band order of the model's
+    layout (``F`` = its channels) or ``(N, C, P, P)`` patches with ``P >=`` the receptive
+    field; the network runs densely and the centre pixel is taken. The model file's
+    normalisation is applied (NaN → 0, the training mean).
+
+    Raises:
+        InputError: the model file has no ONNX graph, or the channel count differs.
+    """
+    from glacierkit.dl.predict import _OnnxRunner
+
+    onnx_bytes = bundle.onnx_bytes()
+    if not onnx_bytes:
+        raise InputError("this model file has no ONNX graph; re-export it (patchnet_bundle "
+                         "with onnx=True).")
+    X = np.asarray(X, dtype=np.float32)
+    if X.ndim == 2:
+        X = X[:, :, None, None]
+    mean = np.asarray(bundle.norm["mean"], dtype=np.float32)
+    std = np.asarray(bundle.norm["std"], dtype=np.float32)
+    if X.ndim != 4 or X.shape[1] != mean.size:
+        raise InputError(f"features have shape {X.shape}; the model expects (N, {mean.size}) "
+                         f"spectra or (N, {mean.size}, P, P) patches (channels "
+                         f"{bundle.norm.get('names')}).")
+    run = _OnnxRunner(onnx_bytes, threads=threads)
+    n_groups = len(bundle.layout["groups"])
+    out = []
+    for i in range(0, X.shape[0], batch_size):
+        x = (X[i:i + batch_size] - mean[None, :, None, None]) / std[None, :, None, None]
+        x = np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)
+        present = np.ones((x.shape[0], n_groups), dtype=np.float32)
+        z = np.asarray(run(x, present, None))
+        out.append(z[:, :, z.shape[2] // 2, z.shape[3] // 2])
+    return np.concatenate(out).astype(np.float32)
 
 
 def make_classifier(spec: Mapping[str, Any], *, n_classes: int,

@@ -153,6 +153,13 @@ def load_dataset(cfg: FaciesConfig) -> FaciesDataset:
         frame = pd.concat([p.frame for p in parts_p], ignore_index=True)
         pts = PointLabels(frame=frame, features=None, feature_names=(), crs=parts_p[0].crs,
                           vocabulary=voc, source="scenes", report=notes["scenes"])
+    cap = cfg.labels.get("max_per_scene_class")
+    if cap is not None:
+        keep = _cap_per_cell(pts.frame, int(cap), seed=int(cfg.cv.get("seed", 0)))
+        notes["subsampled"] = {"max_per_scene_class": int(cap), "kept": int(keep.size),
+                               "of": len(pts)}
+        pts = pts.select(keep)
+        X = X[keep]
     present = np.unique(pts.targets)
     if present.size < 2:
         raise InputError(f"the labels hold one facies only ({voc.classes[int(present[0])]}); "
@@ -163,6 +170,17 @@ def load_dataset(cfg: FaciesConfig) -> FaciesDataset:
     notes["glaciers"] = sorted(set(pts.groups.tolist()))
     return FaciesDataset(X=X, y=y, classes=classes, points=pts, layout=layout,
                          vocabulary=voc, notes=notes)
+
+
+def _cap_per_cell(frame: pd.DataFrame, cap: int, *, seed: int) -> np.ndarray:
+    """Sorted indices keeping at most ``cap`` rows per (scene, target) cell (seeded)."""
+    if cap < 1:
+        raise InputError(f"max_per_scene_class must be >= 1; got {cap}.")
+    rng = np.random.default_rng(seed)
+    keep = []
+    for _, idx in frame.groupby(["scene", "target"]).indices.items():
+        keep.append(idx if idx.size <= cap else rng.choice(idx, cap, replace=False))
+    return np.sort(np.concatenate(keep))
 
 
 def _factory(cfg: FaciesConfig, ds: FaciesDataset, kind: str) -> Any:

@@ -65,14 +65,8 @@ class Surfaces:
     one_sided: bool
 
 
-def _forward_padded(kernel: np.ndarray, size: int, *, real: bool, workers: int) -> np.ndarray:
-    """2-D FFT of ``(n, C, C)`` chips zero-padded to ``(size, size)``."""
-    if real:
-        # One 2-D transform of the padded stack beats two pruned 1-D passes (fewer copies).
-        n, chip = kernel.shape[:2]
-        padded = np.zeros((n, size, size), dtype=kernel.dtype)
-        padded[:, :chip, :chip] = kernel
-        return sfft.rfft2(padded, workers=workers, overwrite_x=True)
+def _forward_padded(kernel: np.ndarray, size: int, *, workers: int) -> np.ndarray:
+    """Complex 2-D FFT of ``(n, C, C)`` chips zero-padded to ``(size, size)`` (pruned)."""
     rows = sfft.fft(kernel, n=size, axis=2, workers=workers)
     return sfft.fft(rows, n=size, axis=1, workers=workers)
 
@@ -80,10 +74,45 @@ def _forward_padded(kernel: np.ndarray, size: int, *, real: bool, workers: int) 
 def _inverse_corner(spec: np.ndarray, size: int, n_shift: int, *, real: bool,
                     workers: int) -> np.ndarray:
     """The ``(n_shift, n_shift)`` top-left corner of the inverse 2-D FFT (pruned), float."""
-    cols = sfft.ifft(spec, axis=1, workers=workers)[:, :n_shift, :]
     if real:
-        return sfft.irfft(cols, n=size, axis=2, workers=workers)[:, :, :n_shift]
+        return _inverse_corner_real(spec, size, n_shift)
+    cols = sfft.ifft(spec, axis=1, workers=workers)[:, :n_shift, :]
     return sfft.ifft(cols, axis=2, workers=workers)[:, :, :n_shift].real
+
+
+@functools.lru_cache(maxsize=8)
+def _corner_dft(size: int, n_shift: int) -> tuple[np.ndarray, np.ndarray]:
+    """Inverse-DFT matrices of the corner: rows ``(S, M)`` and one-sided columns ``(K, S)``.
+
+    Column weights are 1 for DC (and Nyquist for even ``M``) and 2 otherwise, so that the real
+    part of the product is ``irfft``'s result (which ignores the imaginary parts of those
+    bins, as the real part does).
+    """
+    k = np.arange(size)
+    n_freq = size // 2 + 1
+    u = np.arange(n_shift)
+    rows = np.exp(2j * np.pi * np.outer(u, k) / size) / size
+    weight = np.full(n_freq, 2.0)
+    weight[0] = 1.0
+    if size % 2 == 0:
+        weight[-1] = 1.0
+    cols = weight[:, None] * np.exp(2j * np.pi * np.outer(np.arange(n_freq), u) / size) / size
+    return rows.astype(np.complex64), cols.astype(np.complex64)
+
+
+def _inverse_corner_real(spec: np.ndarray, size: int, n_shift: int) -> np.ndarray:
+    """:func:`_inverse_corner` of ``rfft2`` spectra ``(n, M, K)`` as two large matrix products.
+
+    Only ``n_shift²`` of the ``M²`` outputs are wanted: a partial inverse DFT with the same
+    matrices for every node is two complex GEMMs over the whole chunk, cheaper than the
+    pruned inverse FFTs for the usual ``S ≈ M / 4``.
+    """
+    n, m, n_freq = spec.shape
+    rows, cols = _corner_dft(size, n_shift)
+    stacked = spec.transpose(1, 0, 2).reshape(m, n * n_freq)  # (M, n K)
+    part = (rows @ stacked).reshape(n_shift * n, n_freq)  # (S n, K)
+    out = (part @ cols).real.reshape(n_shift, n, n_shift)
+    return out.transpose(1, 0, 2)
 
 
 @functools.lru_cache(maxsize=8)
@@ -93,7 +122,7 @@ def _ramp_spectra(size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return axis, np.fft.fft(axis).astype(np.complex64), np.fft.rfft(axis).astype(np.complex64)
 
 
-def remove_plane(windows: np.ndarray, spec: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+def remove_plane(spec: np.ndarray, kernel_spec: np.ndarray, size: int) -> np.ndarray:
     """Remove each window's least-squares plane from its spectrum; return the plane numerator.
 
     The circular correlation used for sub-pixel interpolation wraps around the window, and
@@ -104,38 +133,61 @@ def remove_plane(windows: np.ndarray, spec: np.ndarray, kernel: np.ndarray) -> n
     window spectrum (a ramp's 2-D DFT lives in one row and one column) and its constant
     numerator is added back exactly.
 
+    The first moments of the windows and kernels (``Σ t X`` along each axis with the centred
+    ramp ``t``) are read off their spectra: the row (column) sums' DFT is the spectrum's first
+    column (row), and by Parseval ``Σ t r = Σ conj(T_k) R_k / M``. No pass over the images.
+
     Args:
-        windows: ``(n, M, M)`` float32 windows (not modified).
-        spec: ``(n, M, M // 2 + 1)`` their ``rfft2`` spectra, modified in place.
-        kernel: ``(n, C, C)`` tapered zero-mean chips (top-left aligned in the window).
+        spec: ``(n, M, M // 2 + 1)`` ``rfft2`` spectra of the windows, modified in place.
+        kernel_spec: ``(n, M, M // 2 + 1)`` ``rfft2`` spectra of the tapered zero-mean chips
+            zero-padded to ``M`` (top-left aligned in the window).
+        size: ``M``.
 
     Returns:
         ``(n, 1, 1)`` float64 numerator of the removed planes (the same for every shift).
     """
-    size, chip = windows.shape[1], kernel.shape[1]
     axis, ramp_rows, ramp_cols = _ramp_spectra(size)
+    rows_dot, cols_dot = _moment_vectors(size)
     norm = size * float(np.sum(axis * axis))
-    g_y, g_x = _moments(windows, axis)
-    g_y, g_x = g_y / norm, g_x / norm
-    spec[:, :, 0] -= (g_y[:, None] * ramp_rows * size).astype(np.complex64)
-    spec[:, 0, :] -= (g_x[:, None] * ramp_cols * size).astype(np.complex64)
-    k_y, k_x = _moments(kernel, axis[:chip])
+    g_y, g_x = _spectral_moments(spec, rows_dot, cols_dot)
+    g_y /= norm
+    g_x /= norm
+    spec[:, :, 0] -= g_y.astype(np.float32)[:, None] * (ramp_rows * np.float32(size))
+    spec[:, 0, :] -= g_x.astype(np.float32)[:, None] * (ramp_cols * np.float32(size))
+    k_y, k_x = _spectral_moments(kernel_spec, rows_dot, cols_dot)
     return (g_y * k_y + g_x * k_x)[:, None, None]
 
 
-def _moments(images: np.ndarray, axis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """First moments ``Σ a[i] X[i, j]`` and ``Σ a[j] X[i, j]`` of a stack ``(n, m, m)``."""
-    n, m, _ = images.shape
-    both = np.stack([axis, np.ones(m)], axis=1).astype(images.dtype)
-    sums = (images.reshape(n * m, m) @ both).reshape(n, m, 2)  # one pass over the stack
-    return sums[:, :, 1].astype(np.float64) @ axis, sums[:, :, 0].sum(axis=1, dtype=np.float64)
+@functools.lru_cache(maxsize=8)
+def _moment_vectors(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """``conj(T_k) / M`` for the full (rows) and one-sided, Hermitian-weighted (columns) DFT."""
+    axis = np.arange(size, dtype=np.float64) - (size - 1) / 2.0
+    rows = np.conj(np.fft.fft(axis)) / size
+    weight = np.full(size // 2 + 1, 2.0)
+    weight[0] = 1.0
+    if size % 2 == 0:
+        weight[-1] = 1.0
+    cols = weight * np.conj(np.fft.rfft(axis)) / size
+    return rows, cols
 
 
-def _kernels(level: LevelImages, chips: np.ndarray) -> tuple[np.ndarray, np.ndarray,
-                                                             np.ndarray]:
-    """Tapered zero-mean chips, their energy ``E_T`` (float64) and weighted mean, per node."""
+def _spectral_moments(spec: np.ndarray, rows_dot: np.ndarray,
+                      cols_dot: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(Σ t_i Σ_j X_ij, Σ t_j Σ_i X_ij)`` per node from ``rfft2`` spectra ``(n, M, K)``."""
+    g_y = (spec[:, :, 0] @ rows_dot).real
+    g_x = (spec[:, 0, :] @ cols_dot).real
+    return g_y, g_x
+
+
+def _kernels(level: LevelImages, chips: np.ndarray, *, pad_to: int | None = None
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Tapered zero-mean chips, their energy ``E_T`` (float64) and weighted mean, per node.
+
+    With ``pad_to`` (NCC only) the kernels are written straight into the top-left corner of
+    zero-filled ``(n, pad_to, pad_to)`` arrays, ready for the FFT.
+    """
     w = level.weights
-    n = chips.shape[0]
+    n, chip = chips.shape[:2]
     if level.method == "oc":
         kernel = chips * w
         energy = np.einsum("nij,nij->n", kernel, np.conj(chips)).real
@@ -143,8 +195,14 @@ def _kernels(level: LevelImages, chips: np.ndarray) -> tuple[np.ndarray, np.ndar
     flat = chips.reshape(n, -1)
     mean = (flat @ w.ravel()) / w.sum(dtype=np.float32)
     centred = chips - mean[:, None, None]
-    kernel = centred * w
-    energy = np.einsum("ni,ni->n", kernel.reshape(n, -1), centred.reshape(n, -1))
+    if pad_to is None:
+        kernel = centred * w
+        corner = kernel
+    else:
+        kernel = np.zeros((n, pad_to, pad_to), dtype=np.result_type(centred, w))
+        corner = kernel[:, :chip, :chip]
+        np.multiply(centred, w, out=corner)
+    energy = np.einsum("nij,nij->n", corner, centred)
     return kernel, energy.astype(np.float64), mean
 
 
@@ -169,36 +227,47 @@ def correlate(level: LevelImages, chip_rc: tuple[np.ndarray, np.ndarray],
     size = chip + 2 * radius
     n_shift = 2 * radius + 1
     real = level.method != "oc"
-    parts = [_numerator(level, (chip_rc[0][i:i + FFT_CHUNK], chip_rc[1][i:i + FFT_CHUNK]),
-                        (window_rc[0][i:i + FFT_CHUNK], window_rc[1][i:i + FFT_CHUNK]), size,
-                        n_shift, real=real, workers=workers)
-             for i in range(0, chip_rc[0].size, FFT_CHUNK)]
-    num, cross, offset, ref_energy = (p[0] if len(parts) == 1 else np.concatenate(p)
-                                      for p in zip(*parts, strict=True))
+    n = chip_rc[0].size
+    n_freq = size // 2 + 1 if real else size
+    # Chunks write into whole-batch arrays (no concatenation copies).
+    num = np.empty((n, n_shift, n_shift))  # float64: float32 numerator + float64 offset
+    cross = np.empty((n, size, n_freq), dtype=np.complex64)
+    offset = np.empty((n, 1, 1))
+    ref_energy = np.empty(n)
+    for i in range(0, n, FFT_CHUNK):
+        sl = slice(i, i + FFT_CHUNK)
+        _numerator(level, (chip_rc[0][sl], chip_rc[1][sl]), (window_rc[0][sl], window_rc[1][sl]),
+                   size, n_shift, (num[sl], cross[sl], offset[sl], ref_energy[sl]), real=real,
+                   workers=workers)
     sec_energy = sliding_window_view(level.sec_var, (n_shift, n_shift))[window_rc]
     score = normalise(num, ref_energy, sec_energy, level.texture_floor)
     return Surfaces(score, cross, offset, ref_energy, sec_energy, size, real)
 
 
 def _numerator(level: LevelImages, chip_rc: tuple[np.ndarray, np.ndarray],
-               window_rc: tuple[np.ndarray, np.ndarray], size: int, n_shift: int, *,
-               real: bool, workers: int) -> tuple[np.ndarray, ...]:
-    """Numerators at the integer shifts, cross spectra, plane offsets and ``E_T`` of a chunk."""
+               window_rc: tuple[np.ndarray, np.ndarray], size: int, n_shift: int,
+               out: tuple[np.ndarray, ...], *, real: bool, workers: int) -> None:
+    """Numerators at the integer shifts, cross spectra, plane offsets and ``E_T`` of a chunk.
+
+    Written into ``out = (num, cross, offset, ref_energy)`` (views of the batch's arrays).
+    """
+    num, cross, offset, ref_energy = out
     chips = sliding_window_view(level.ref, (level.chip, level.chip))[chip_rc]
-    kernel, ref_energy, mean = _kernels(level, chips)
     windows = sliding_window_view(level.sec, (size, size))[window_rc]
     if real:
+        kernel, ref_energy[:], mean = _kernels(level, chips, pad_to=size)
         windows -= mean[:, None, None]
-        spec_w = sfft.rfft2(windows, workers=workers)
-        offset = remove_plane(windows, spec_w, kernel)
+        spec_w = sfft.rfft2(windows, workers=workers, overwrite_x=True)
+        spec_k = sfft.rfft2(kernel, workers=workers, overwrite_x=True)
+        offset[:] = remove_plane(spec_w, spec_k, size)
     else:
-        spec_w = sfft.fft2(windows, workers=workers)
-        offset = np.zeros((chip_rc[0].size, 1, 1))
-    cross = _forward_padded(kernel, size, real=real, workers=workers)
-    np.conj(cross, out=cross)
+        kernel, ref_energy[:], _ = _kernels(level, chips)
+        spec_w = sfft.fft2(windows, workers=workers, overwrite_x=True)
+        spec_k = _forward_padded(kernel, size, workers=workers)
+        offset[:] = 0.0
+    np.conj(spec_k, out=cross)
     cross *= spec_w
-    num = _inverse_corner(cross, size, n_shift, real=real, workers=workers) + offset
-    return num, cross, offset, ref_energy
+    np.add(_inverse_corner(cross, size, n_shift, real=real, workers=workers), offset, out=num)
 
 
 def subset(surf: Surfaces, idx: np.ndarray) -> Surfaces:
