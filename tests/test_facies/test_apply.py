@@ -156,7 +156,7 @@ def test_majority_filter_known_answer() -> None:
         majority_filter(a, 4)
 
 
-def test_majority_option_changes_isolated_pixels(setup: dict, tmp_path: Path) -> None:
+def test_majority_option_recorded_and_checked(setup: dict, tmp_path: Path) -> None:
     res = classify_scene(setup["model"], {"optical": setup["scene"]}, tmp_path,
                          outlines=setup["outlines"], majority=5)
     rep = json.loads(res.report.read_text())

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from threadpoolctl import threadpool_limits
+import sklearn.ensemble  # noqa: F401  (loads OpenMP now: threadpool_limits only limits
+from threadpoolctl import threadpool_limits  # the thread pools already loaded)
 
 from glacierkit.errors import InputError
 from glacierkit.facies.clean import evaluate_pruning, find_label_issues
@@ -43,7 +44,7 @@ def _flipped_set(seed=0, n_glaciers=6, per=80, flip=0.08):
 
 @pytest.fixture(scope="module")
 def oof():
-    X, y, noisy, g, flipped = _flipped_set()
+    X, _, noisy, g, flipped = _flipped_set()
     with threadpool_limits(1):
         cv = grouped_cv(X, noisy, g, lambda i: SpectralBaseline(4, seed=i, params=HGB),
                         n_classes=4, n_splits=3, names=NAMES)
@@ -101,13 +102,13 @@ def test_find_label_issues_bad_input(oof):
 def test_evaluate_pruning_protocol_and_gain():
     """With an over-fitting model (small leaves), pruning 15 % flipped labels helps.
 
-    Measured (seeds 0–4): macro-F1 on all held-out labels 0.776–0.841 before, 0.821–0.867
-    after (gain +0.025 … +0.046); seed 1 (used here): 0.789 → 0.832. The regularised model of
-    the other tests is already robust to this noise (no gain), so this is a property of the
-    setting, not a universal claim.
+    Measured (seeds 0–5, 6 glaciers × 50 points): macro-F1 on all held-out labels
+    0.699–0.811 before, 0.797–0.875 after (gain +0.055 … +0.121); seed 0 (used here):
+    0.774 → 0.832. The regularised model of the other tests is already robust to this noise
+    (no gain there), so this is a property of the setting, not a universal claim.
     """
-    X, _, noisy, g, flipped = _flipped_set(seed=1, flip=0.15)
-    params = {"max_iter": 50, "max_leaf_nodes": 31, "min_samples_leaf": 2}
+    X, _, noisy, g, flipped = _flipped_set(seed=0, per=50, flip=0.15)
+    params = {"max_iter": 25, "max_leaf_nodes": 31, "min_samples_leaf": 2}
     out = evaluate_pruning(X, noisy, g, lambda i: SpectralBaseline(4, seed=i, params=params),
                            n_classes=4, names=NAMES, n_splits=3, inner_splits=2,
                            clean_kwargs={"keep_classes": ()})
@@ -118,7 +119,7 @@ def test_evaluate_pruning_protocol_and_gain():
                 "per_class_all"} <= set(out[which])
     before = out["before"]["macro_f1_all_test_labels"]
     after = out["after"]["macro_f1_all_test_labels"]
-    assert after > before + 0.01, (before, after)
+    assert after > before + 0.02, (before, after)
     assert len(out["folds"]) == 3
     tested = sorted(gl for f in out["folds"] for gl in f["test_glaciers"])
     assert tested == sorted(set(g))

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from threadpoolctl import threadpool_limits
+import sklearn.ensemble  # noqa: F401  (loads OpenMP now: threadpool_limits only limits
+from threadpoolctl import threadpool_limits  # the thread pools already loaded)
 
 from glacierkit.errors import InputError
 from glacierkit.facies.cv import MIN_TRAIN, grouped_cv, scores

@@ -348,6 +348,7 @@ def test_cut_patches_reprojects_points(scene):
     ll_pts = _points_at([8, 12], [10, 3], crs="EPSG:4326")
     assert ll_pts.crs.to_epsg() == 4326
     ll, kept, counts = cut_patches(ll_pts, stack, size=3)
+    assert kept.tolist() == [0, 1]
     assert counts["kept"] == 2
     np.testing.assert_array_equal(ll, utm)
     np.testing.assert_array_equal(ll[1], arr[:, 11:14, 2:5])
@@ -360,6 +361,7 @@ def test_cut_patches_absent_group_is_not_nodata(scene):
     layout = SourceLayout.standard(("red", "nir"), dem=True)   # no DEM given
     no_dem = scene_from_arrays(layout, stack.grid, {"optical": arr})
     patches, kept, counts = cut_patches(_points_at([8, 5], [10, 5]), no_dem, size=3)
+    assert kept.tolist() == [0]
     assert counts == {"points": 2, "kept": 1, "outside": 0, "nodata_centre": 1}
     np.testing.assert_array_equal(patches[0, :2], arr[:, 7:10, 9:12])
     assert np.isnan(patches[0, 2:]).all()

@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["CVResult", "grouped_cv", "scores"]
 
-#: Fewest training samples per fold, and per class present, before a fold is refused.
+#: Fewest training samples per fold before the fold is refused.
 MIN_TRAIN = 10
 
 

@@ -248,9 +248,9 @@ class PatchNet:
         X = np.asarray(X, dtype=np.float32)
         if X.ndim == 2:
             X = X[:, :, None, None]
-        if X.ndim != 4:
-            raise InputError(f"PatchNet needs (N, F) spectra or (N, C, P, P) patches; got "
-                             f"{X.shape}.")
+        if X.ndim != 4 or X.shape[2] != X.shape[3]:
+            raise InputError(f"PatchNet needs (N, F) spectra or square (N, C, P, P) patches; "
+                             f"got {X.shape}.")
         if X.shape[1] != sum(self.group_channels):
             raise InputError(f"features have {X.shape[1]} channels; the network was built "
                              f"for {sum(self.group_channels)} ({list(self.group_channels)}).")
@@ -373,8 +373,8 @@ def patchnet_bundle(net: PatchNet, *, layout: Any, classes: Sequence[str],
 
         onnx_bytes = export_onnx(model, group_channels=net.group_channels, cond_dim=0,
                                  example_size=(max(64, rf + 1), max(64, rf + 1)))
-    record = {"task": "facies", "vocabulary": dict(vocabulary or {}),
-              "receptive_field_px": rf, **dict(training or {})}
+    record = {**dict(training or {}), "task": "facies", "vocabulary": dict(vocabulary or {}),
+              "receptive_field_px": rf}
     return bundle_from_model(model, layout=layout.to_dict(), norm=norm.to_dict(),
                              classes=[str(c) for c in classes], calibration=calibration,
                              tile={"size": int(tile_size), "overlap": overlap},

@@ -416,7 +416,7 @@ def cut_patches(points: PointLabels, scene: Any, size: int = 33
     for sl, there in zip(scene.layout.slices.values(), scene.present, strict=True):
         chans[sl] = there
     centre_ok = np.zeros(len(r), dtype=bool)
-    centre_ok[inside] = np.isfinite(data[chans][:, r[inside], c[inside]]).all(axis=0)
+    centre_ok[inside] = np.isfinite(data[:, r[inside], c[inside]][chans]).all(axis=0)
     keep = np.flatnonzero(inside & centre_ok)
     counts = {"points": len(r), "kept": int(keep.size),
               "outside": int((~inside).sum()), "nodata_centre": int((inside & ~centre_ok).sum())}

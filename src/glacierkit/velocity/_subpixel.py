@@ -132,11 +132,11 @@ def _phases(pos: np.ndarray, step: float, size: int, n_freq: int, *, one_sided: 
     scale = np.float32(2.0 * np.pi / size)
     base = _cis(scale * pos.astype(np.float32)[:, None] * k)
     stencil = _cis(scale * np.float32(step) * offsets.astype(np.float32)[:, None] * k)
+    if one_sided:  # the weights go into the small shared factor (exact: a factor of 2)
+        stencil[:, 1:n_freq - 1 + size % 2] *= 2.0
     ph = base[:, None, :] * stencil[None, :, :]
     if size % 2 == 0:
         ph[:, :, size // 2] = np.cos(np.pi * (pos[:, None] + step * offsets))
-    if one_sided:
-        ph[:, :, 1:n_freq - 1 + size % 2] *= 2.0
     return ph
 
 

@@ -109,6 +109,7 @@ class FaciesCNN(SegmentationModel):
         return self.head(self.drop(h)), []
 
     def extra_repr(self) -> str:
+        """Receptive field, padding mode and layer settings in ``repr(model)``."""
         return (f"receptive_field={self.receptive_field}, valid_padding={self.valid_padding}, "
                 f"widths={self.config['widths']}, dilations={self.config['dilations']}")
 
