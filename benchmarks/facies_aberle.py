@@ -1,4 +1,4 @@
-"""Facies on real labelled spectra (Aberle et al.): grouped CV, confident learning, independent test.
+"""Facies on real labelled spectra (Aberle et al.): grouped CV, label cleaning, independent test.
 
 Data: ``../shared/data/aberle_snow_ice_training_points`` (or ``$GLACIERKIT_DATA``):
 

@@ -30,6 +30,11 @@ with a ``map(fn, items)`` method that yields results in input order (:class:`Til
 be passed instead; this is the seam for a Dask executor. The per-tile callable handed to it is a
 picklable object, so process- or cluster-based executors can ship it.
 
+Instead of a file, the finished rows can go to a :class:`RowSink` (``sink=``): an object with
+``write(data, window)`` that receives whole-width row blocks top to bottom, each row once (what
+:func:`glacierkit.dl.predict.predict_scene` uses to write class and confidence maps without a
+temporary probability raster).
+
 An exception anywhere (in ``fn``, reading, writing) propagates out of the writer's ``with``
 block after the executor has been shut down, so no output and no temporary file remain.
 """

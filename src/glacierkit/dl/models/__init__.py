@@ -37,8 +37,9 @@ from glacierkit.dl.models.resunet import RESUNET_SIZES, ResUNet
 
 __all__ = [
     "ARCHS",
-    "FaciesCNN",
+    "PATCH_ARCHS",
     "SIZES",
+    "FaciesCNN",
     "GlaViTU",
     "ResUNet",
     "SegmentationModel",
@@ -50,11 +51,14 @@ __all__ = [
 ]
 
 #: Architectures :func:`build_model` knows.
-ARCHS: tuple[str, ...] = ("resunet", "glavitu", "facies_cnn")
+ARCHS: tuple[str, ...] = ("resunet", "glavitu")
+
+#: Point-label patch classifiers (no conditioning, no down-sampling): the facies CNN.
+PATCH_ARCHS: tuple[str, ...] = ("facies_cnn",)
 
 #: Size presets per architecture (``size=`` of :func:`build_model`).
-SIZES: dict[str, dict[str, dict]] = {"resunet": RESUNET_SIZES, "glavitu": GLAVITU_SIZES,
-                                     "facies_cnn": FACIES_CNN_SIZES}
+SIZES: dict[str, dict[str, dict]] = {"resunet": RESUNET_SIZES, "glavitu": GLAVITU_SIZES}
+_ALL_SIZES: dict[str, dict[str, dict]] = {**SIZES, "facies_cnn": FACIES_CNN_SIZES}
 
 _CLASSES: dict[str, type[SegmentationModel]] = {"resunet": ResUNet, "glavitu": GlaViTU,
                                                 "facies_cnn": FaciesCNN}
@@ -85,9 +89,10 @@ def build_model(arch: str, *, group_channels: Sequence[int], n_classes: int,
     Raises:
         InputError: unknown arch, size or override, or an invalid value.
     """
-    if arch not in ARCHS:
-        raise InputError(f"unknown arch {arch!r}; choose one of {', '.join(ARCHS)}.")
-    presets = SIZES[arch]
+    if arch not in _CLASSES:
+        raise InputError(f"unknown arch {arch!r}; choose one of "
+                         f"{', '.join(ARCHS + PATCH_ARCHS)}.")
+    presets = _ALL_SIZES[arch]
     if size not in presets:
         raise InputError(f"unknown size {size!r} for {arch}; choose one of "
                          f"{', '.join(presets)} or override widths etc. explicitly.")
