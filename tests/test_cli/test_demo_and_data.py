@@ -78,3 +78,20 @@ def test_demo_mapping_step(tmp_path: Path, shared_data):
     with rasterio.open(tmp_path / "out" / "mapping_everest" / "glavitu" / "test-everest" /
                        "classes.tif") as ds:
         assert ds.crs.to_epsg() == 32645 and ds.shape == (655, 800) and ds.nodata == 255
+
+
+@pytest.mark.slow
+def test_demo_facies_steps(tmp_path: Path, shared_data):
+    """The two facies demo steps on the real labelled spectra and Sentinel-2 crops (~45 s)."""
+    from glacierkit.demo import FACIES_STEPS
+
+    spectra, scene = run_demo(tmp_path / "out", steps=list(FACIES_STEPS))
+    n = spectra.numbers
+    # four classes incl. water (unpredictable in its held-out glacier): well above chance
+    assert n["cv_macro_f1_cnn"] > 0.5 and n["independent_snow_macro_f1"] > 0.8
+    assert 0 <= n["pruned_pct"] < 50
+    m = scene.numbers
+    assert m["held_out_crop"] == "B7211_20150908" and m["snow_f1"] > 0.8
+    with rasterio.open(tmp_path / "out" / "facies" / "snowicesen" / "predict_B7211_20150908" /
+                       "facies.tif") as ds:
+        assert ds.nodata == 255 and ds.colormap(1)[0][:3] == (8, 64, 129)  # facies "ice"
