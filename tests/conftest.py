@@ -56,3 +56,45 @@ def tif_factory(tmp_path: Path):
         return write_tif(tmp_path / name, data, **kw)
 
     return make
+
+
+_BLOCK_TORCH = """
+import sys
+
+class _BlockTorch:
+    def find_spec(self, name, path=None, target=None):
+        if name == 'torch' or name.startswith('torch.'):
+            raise ImportError(f'{name} is blocked in this test')
+        return None
+
+sys.meta_path.insert(0, _BlockTorch())
+try:
+    import torch  # noqa: F401
+except ImportError:
+    pass
+else:
+    raise SystemExit('torch was not blocked')
+"""
+
+_TORCH_ABSENT = """
+assert not any(m == 'torch' or m.startswith('torch.') for m in sys.modules)
+print('ok')
+"""
+
+
+@pytest.fixture
+def run_without_torch():
+    """``run(code)``: run ``code`` in a fresh interpreter with torch blocked; assert it ends
+    with torch still unimported and prints ``ok`` last."""
+    import os
+    import subprocess
+    import sys
+
+    def run(code: str) -> None:
+        res = subprocess.run([sys.executable, "-c", _BLOCK_TORCH + code + _TORCH_ABSENT],
+                             capture_output=True, text=True, timeout=120,
+                             env={**os.environ, "OMP_NUM_THREADS": "1"})
+        assert res.returncode == 0, res.stderr
+        assert res.stdout.strip().splitlines()[-1] == "ok"
+
+    return run
