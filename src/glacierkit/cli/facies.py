@@ -107,10 +107,10 @@ def clean(
     """
     from glacierkit.facies.config import parse_config
     from glacierkit.facies.pipeline import (
-        _write_csv,
         checked_labels_table,
         clean_labels,
         load_dataset,
+        write_csv,
     )
 
     checked = out.with_name(out.stem + "_checked.csv")
@@ -133,8 +133,8 @@ def clean(
     table = checked_labels_table(ds, cv, cl)
     src = read_table(labels)
     kept_rows = table.loc[~table["pruned"], "row"].unique()
-    _write_csv(src.iloc[np.sort(kept_rows)], out, overwrite)
-    _write_csv(table, checked, overwrite)
+    write_csv(src.iloc[np.sort(kept_rows)], out, overwrite)
+    write_csv(table, checked, overwrite)
     report = {"labels": str(labels), "model": model, "vocabulary": ds.vocabulary.describe(),
               "cv_macro_f1": cv.scores["macro_f1"], "cv_notes": cv.notes, **cl.summary(),
               "outputs": {"kept": str(out), "checked": str(checked)}}

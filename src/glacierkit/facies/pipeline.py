@@ -47,7 +47,8 @@ from glacierkit.io.writer import check_output_path
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FaciesDataset", "clean_labels", "load_dataset", "train_facies"]
+__all__ = ["FaciesDataset", "checked_labels_table", "clean_labels", "load_dataset",
+           "train_facies", "write_csv"]
 
 
 @dataclass
@@ -223,7 +224,8 @@ def checked_labels_table(ds: FaciesDataset, cv: Any, cl: Any) -> pd.DataFrame:
     return fr
 
 
-def _write_csv(df: pd.DataFrame, path: Path, overwrite: bool) -> None:
+def write_csv(df: pd.DataFrame, path: Path, overwrite: bool) -> None:
+    """Write a table as CSV atomically (temporary file, then rename); refuse to overwrite."""
     from glacierkit.io.writer import publish_file
 
     check_output_path(path, overwrite=overwrite)
@@ -295,7 +297,7 @@ def train_facies(cfg: FaciesConfig, out_dir: str | Path, *, overwrite: bool = Fa
                                        "form": cfg.form})
     report["final_model"] = {"n_labels": int(idx.size), "history": net.history[-1:]}
     report["wall_time_s"] = time.perf_counter() - t0
-    _write_csv(checked_labels_table(ds, cv, cl), targets["labels"], overwrite)
+    write_csv(checked_labels_table(ds, cv, cl), targets["labels"], overwrite)
     save_bundle(targets["model"], bundle, overwrite=overwrite)
     tmp = targets["report"].with_name(".report.json.tmp")
     tmp.write_text(json.dumps(jsonable(report), indent=1))
