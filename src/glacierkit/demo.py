@@ -391,9 +391,7 @@ def _step_facies_scene(out: Path) -> tuple[list[Path], dict[str, Any], list[str]
             cols.append(cc[take])
             labels += [name] * take.size
         r, cc = np.concatenate(rows), np.concatenate(cols)
-        t = d["grid"].transform
-        x = t.a * (cc + 0.5) + t.b * (r + 0.5) + t.c
-        y = t.d * (cc + 0.5) + t.e * (r + 0.5) + t.f
+        x, y = d["grid"].xy(r, cc)
         pts = read_points(pd.DataFrame({"class": labels, "x": x, "y": y, "glacier": c[:6],
                                         "scene": c}),
                           vocabulary=Vocabulary(classes=classes), bands=None,

@@ -103,7 +103,7 @@ def find_label_issues(y: np.ndarray, probabilities: np.ndarray, *, names: Sequen
     if filter_by not in FILTERS:
         raise InputError(f"filter_by must be one of {list(FILTERS)}; got {filter_by!r}.")
     for c in list(prune_classes or ()) + list(keep_classes):
-        if c not in names and c not in ("water", "cloud", "shadow"):
+        if c not in names and c not in TRUSTED:
             raise InputError(f"class {c!r} is not one of the model classes {names}.")
     prunable = set(prune_classes) if prune_classes is not None else set(names)
     prunable -= set(keep_classes)

@@ -27,6 +27,7 @@ style weights — "class × scene frequency" — normalised to mean 1.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -290,7 +291,7 @@ class PatchNet:
         model = self.build()
         X = self._crop(X, model.receptive_field)
         self.norm = NormStats.fit([X.transpose(1, 0, 2, 3).reshape(X.shape[1], X.shape[0], -1)])
-        Xn = self._normalise(X)
+        Xn = self.norm.apply(X)
         ds = _PointDataset(Xn, y, len(self.group_channels), sample_weight, self.seed,
                            self.augment, batch_size=self.batch_size)
         cfg = TrainConfig(arch="facies_cnn", size=self.size, dropout=self.dropout,
@@ -310,12 +311,6 @@ class PatchNet:
         self.history = res.history
         return self
 
-    def _normalise(self, X: np.ndarray) -> np.ndarray:
-        mean = np.asarray(self.norm.mean, dtype=np.float32)[None, :, None, None]
-        std = np.asarray(self.norm.std, dtype=np.float32)[None, :, None, None]
-        Xn = (X - mean) / std
-        return np.nan_to_num(Xn, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)
-
     def predict_logits(self, X: np.ndarray, *, batch_size: int = 1024) -> np.ndarray:
         """``(N, K)`` float32 logits of the centre pixels."""
         import torch
@@ -325,7 +320,7 @@ class PatchNet:
         if self.model is None:
             raise InputError("fit the network before predicting.")
         X = self._crop(self._as_patches(X), self.model.receptive_field)
-        Xn = self._normalise(X)
+        Xn = self.norm.apply(X)
         out = []
         with torch.inference_mode():
             for i in range(0, Xn.shape[0], batch_size):
@@ -354,15 +349,13 @@ def patchnet_bundle(net: PatchNet, *, layout: Any, classes: Sequence[str],
             rounded up to 8 px, so that every pixel sees a full receptive field once.
     """
     from glacierkit.dl.bundle import bundle_from_model
-    from glacierkit.dl.sources import NormStats
 
     if net.model is None or net.norm is None:
         raise InputError("train the network before building a model file.")
     if layout.n_channels != sum(net.group_channels):
         raise InputError(f"the layout has {layout.n_channels} channels {list(layout.names)} "
                          f"but the network {sum(net.group_channels)}.")
-    norm = NormStats(mean=np.asarray(net.norm.mean), std=np.asarray(net.norm.std),
-                     names=tuple(layout.names))
+    norm = dataclasses.replace(net.norm, names=tuple(layout.names))
     rf = int(net.model.receptive_field)
     overlap = max(8, -(-(rf // 2 + 1) // 8) * 8)
     onnx_bytes = None
@@ -394,6 +387,7 @@ def bundle_logits(bundle: Any, X: np.ndarray, *, batch_size: int = 4096,
         InputError: the model file has no ONNX graph, or the channel count differs.
     """
     from glacierkit.dl.predict import _OnnxRunner
+    from glacierkit.dl.sources import NormStats
 
     onnx_bytes = bundle.onnx_bytes()
     if not onnx_bytes:
@@ -402,18 +396,16 @@ def bundle_logits(bundle: Any, X: np.ndarray, *, batch_size: int = 4096,
     X = np.asarray(X, dtype=np.float32)
     if X.ndim == 2:
         X = X[:, :, None, None]
-    mean = np.asarray(bundle.norm["mean"], dtype=np.float32)
-    std = np.asarray(bundle.norm["std"], dtype=np.float32)
-    if X.ndim != 4 or X.shape[1] != mean.size:
-        raise InputError(f"features have shape {X.shape}; the model expects (N, {mean.size}) "
-                         f"spectra or (N, {mean.size}, P, P) patches (channels "
-                         f"{bundle.norm.get('names')}).")
+    norm = NormStats.from_dict(bundle.norm)
+    c = norm.n_channels
+    if X.ndim != 4 or X.shape[1] != c:
+        raise InputError(f"features have shape {X.shape}; the model expects (N, {c}) "
+                         f"spectra or (N, {c}, P, P) patches (channels {norm.names}).")
     run = _OnnxRunner(onnx_bytes, threads=threads)
     n_groups = len(bundle.layout["groups"])
     out = []
     for i in range(0, X.shape[0], batch_size):
-        x = (X[i:i + batch_size] - mean[None, :, None, None]) / std[None, :, None, None]
-        x = np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)
+        x = norm.apply(X[i:i + batch_size])
         present = np.ones((x.shape[0], n_groups), dtype=np.float32)
         z = np.asarray(run(x, present, None))
         out.append(z[:, :, z.shape[2] // 2, z.shape[3] // 2])

@@ -78,16 +78,9 @@ def ela_from_profile(z_m: Sequence[float] | np.ndarray,
     Raises:
         InputError: the arrays differ in length.
     """
-    z = np.asarray(z_m, dtype=float).ravel()
-    b = np.asarray(balance_m_we, dtype=float).ravel()
-    if z.shape != b.shape:
-        raise InputError(f"z_m and balance_m_we differ in length ({z.size} vs {b.size}).")
-    ok = np.isfinite(z) & np.isfinite(b)
-    z, b = z[ok], b[ok]
+    z, b = _clean_profile(z_m, balance_m_we)
     if z.size < 2:
         return ElaResult(float("nan"), "too_few_bands")
-    order = np.argsort(z, kind="stable")
-    z, b = z[order], b[order]
     pos = b > 0
     if outside not in ("nan", "clip"):
         raise InputError(f"outside must be 'nan' or 'clip'; got {outside!r}.")
@@ -103,6 +96,22 @@ def ela_from_profile(z_m: Sequence[float] | np.ndarray,
     scores = [int(np.sum(~pos[z < c]) + np.sum(pos[z > c])) for c in cands]
     best = int(np.argmax(scores))  # first maximum = lowest candidate among ties
     return ElaResult(float(cands[best]), "multiple_crossings")
+
+
+def _clean_profile(z_m: Sequence[float] | np.ndarray, balance_m_we: Sequence[float] | np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """``(z, b)`` of a balance profile: finite bands only, sorted by elevation (stable).
+
+    Raises:
+        InputError: the arrays differ in length.
+    """
+    z = np.asarray(z_m, dtype=float).ravel()
+    b = np.asarray(balance_m_we, dtype=float).ravel()
+    if z.shape != b.shape:
+        raise InputError(f"z_m and balance_m_we differ in length ({z.size} vs {b.size}).")
+    ok = np.isfinite(z) & np.isfinite(b)
+    order = np.argsort(z[ok], kind="stable")
+    return z[ok][order], b[ok][order]
 
 
 def _positive_fraction(z: np.ndarray, b: np.ndarray, lo: float, hi: float) -> float:
@@ -134,16 +143,9 @@ def aar_from_profile(z_m: Sequence[float] | np.ndarray, balance_m_we: Sequence[f
         share of the glacier area lying between the lowest and highest profile band centre
         (outside it the outermost band's balance is assumed). ``(nan, nan)`` with < 2 bands.
     """
-    z = np.asarray(z_m, dtype=float).ravel()
-    b = np.asarray(balance_m_we, dtype=float).ravel()
-    if z.shape != b.shape:
-        raise InputError(f"z_m and balance_m_we differ in length ({z.size} vs {b.size}).")
-    ok = np.isfinite(z) & np.isfinite(b)
-    z, b = z[ok], b[ok]
+    z, b = _clean_profile(z_m, balance_m_we)
     if z.size < 2:
         return float("nan"), float("nan")
-    order = np.argsort(z, kind="stable")
-    z, b = z[order], b[order]
     a = hypsometry.area_km2
     frac = np.array([_positive_fraction(z, b, lo, hi)
                      for lo, hi in zip(hypsometry.lower_m, hypsometry.upper_m, strict=True)])
