@@ -205,6 +205,27 @@ def test_match__initial_offsets_centre_the_search(textured):
     _assert_recovered(*_errors(res, 12.2, 9.7))
 
 
+def test_match__node_mask_matches_only_chosen_nodes(textured):
+    big = textured(256, 256, 64)
+    ref, sec = big[64:-64, 64:-64], fourier_shift(big, 1.3, -2.6)
+    full = match(ref, sec, chip_size_px=CHIP, search_px=8, step_px=8)
+    nodes = np.zeros(full.shape, dtype=bool)
+    nodes[::2, 1::3] = True
+    part = match(ref, sec, chip_size_px=CHIP, search_px=8, step_px=8, nodes=nodes)
+    # Chosen nodes get exactly the full run's result; the others are NODATA, NaN.
+    np.testing.assert_array_equal(part.status[nodes], full.status[nodes])
+    np.testing.assert_array_equal(part.dx_px[nodes], full.dx_px[nodes])
+    np.testing.assert_array_equal(part.dy_px[nodes], full.dy_px[nodes])
+    assert np.all(part.status[~nodes] == Status.NODATA)
+    assert np.all(np.isnan(part.dx_px[~nodes]))
+    assert part.settings["nodes_masked"] == int((~nodes).sum())
+    assert (part.status[nodes] == Status.OK).sum() > 10
+    with pytest.raises(InputError, match="boolean mask"):
+        match(ref, sec, chip_size_px=CHIP, search_px=8, step_px=8, nodes=nodes.astype(int))
+    with pytest.raises(InputError, match="node grid shape"):
+        match(ref, sec, chip_size_px=CHIP, search_px=8, step_px=8, nodes=nodes[1:])
+
+
 @pytest.mark.parametrize(("kwargs", "match_text"), [
     ({"chip_size_px": 200}, "larger than the image"),
     ({"search_px": 60}, "does not fit"),

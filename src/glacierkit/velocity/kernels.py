@@ -228,7 +228,8 @@ def _match_batch(level: LevelImages, out: _LevelOut, sel: np.ndarray,
 
 def _match_level(level: LevelImages, centre_r: np.ndarray, centre_c: np.ndarray,
                  pred_r: np.ndarray, pred_c: np.ndarray, radius: int, *, q: _Quality,
-                 subpixel: bool, batch_size: int, workers: int) -> _LevelOut:
+                 subpixel: bool, batch_size: int, workers: int,
+                 mask: np.ndarray | None = None) -> _LevelOut:
     """Match nodes on one level.
 
     Args:
@@ -242,10 +243,13 @@ def _match_level(level: LevelImages, centre_r: np.ndarray, centre_c: np.ndarray,
         subpixel: Refine to sub-pixel precision (else integer-grid quadratic fit).
         batch_size: Nodes per batch.
         workers: Threads; batches are processed in parallel.
+        mask: Nodes to match ``(n,)`` bool (default: all); the others are NODATA.
 
     Returns:
         Offsets in level px (NaN on failure), quality and status per node; nodes whose chip
-        or search window leaves the image are EDGE.
+        or search window leaves the image are EDGE, nodes outside ``mask`` or whose
+        reference chip has more nodata than ``q.max_nodata_frac`` are NODATA (neither is
+        correlated).
     """
     chip, (height, width) = level.chip, level.shape
     size = chip + 2 * radius
@@ -255,7 +259,14 @@ def _match_level(level: LevelImages, centre_r: np.ndarray, centre_c: np.ndarray,
     out = _LevelOut.empty(tl_r.size)
     inside = ((tl_r >= 0) & (tl_c >= 0) & (tl_r <= height - chip) & (tl_c <= width - chip)
               & (win_r >= 0) & (win_c >= 0) & (win_r <= height - size) & (win_c <= width - size))
-    active = np.flatnonzero(inside)
+    # Nodes left out by the caller, or whose reference chip is mostly nodata, are NODATA
+    # without being correlated (their result could only be NODATA).
+    skip = np.zeros(tl_r.size, dtype=bool) if mask is None else ~mask
+    if level.ref_bad is not None:
+        idx = np.flatnonzero(inside & ~skip)
+        skip[idx[level.ref_bad[tl_r[idx], tl_c[idx]] > q.max_nodata_frac]] = True
+    out.status[skip] = Status.NODATA
+    active = np.flatnonzero(inside & ~skip)
     geom = (tl_r, tl_c, pred_r.astype(np.intp), pred_c.astype(np.intp))
     batches = [active[i:i + batch_size] for i in range(0, active.size, batch_size)]
 
@@ -327,6 +338,17 @@ def _auto_levels(shape: tuple[int, int], chip: int, search: int, refine_px: int)
     return levels
 
 
+def _node_mask(nodes: Any, grid_shape: tuple[int, int]) -> np.ndarray | None:
+    """The ``nodes`` argument of :func:`match` as a flat bool mask, or ``None`` for all."""
+    if nodes is None:
+        return None
+    mask = np.asarray(nodes)
+    if mask.dtype != bool or mask.shape != grid_shape:
+        raise InputError(f"nodes must be a boolean mask of the node grid shape {grid_shape} "
+                         f"(see node_grid); got {mask.dtype} {mask.shape}.")
+    return mask.ravel()
+
+
 def _initial(initial_offsets: Any, grid_shape: tuple[int, int]) -> tuple[np.ndarray, ...]:
     """Initial offsets (px) on the node grid, NaN filled; zeros when not given."""
     if initial_offsets is None:
@@ -394,7 +416,7 @@ def match(reference: np.ndarray, secondary: np.ndarray, *, chip_size_px: int = 3
           subpixel: bool = True, min_peak_corr: float = 0.0, min_snr: float = 0.0,
           min_peak_ratio: float = 0.0, exclusion_px: int = 2, max_nodata_frac: float = 0.2,
           min_texture: float = 0.0, batch_size: int = 1024, workers: int = 1,
-          edge_research: bool = False) -> MatchResult:
+          edge_research: bool = False, nodes: np.ndarray | None = None) -> MatchResult:
     """Match ``reference`` against ``secondary`` on a regular node grid.
 
     See the module docstring for the sign convention and the algorithm.
@@ -439,6 +461,9 @@ def match(reference: np.ndarray, secondary: np.ndarray, *, chip_size_px: int = 3
             ``settings["edge_research"]`` reports how many were recovered. It costs about
             1.5 node matches per EDGE node (on the Yahtse pair 4–8 % of the nodes, +8–15 %
             time).
+        nodes: Boolean ``(n_rows, n_cols)`` mask of the nodes to match (default: all), e.g.
+            the glacier and a sample of stable ground; the others are NODATA with NaN offsets
+            and cost nothing at the finest level (coarse levels still predict everywhere).
 
     Returns:
         Offsets (px), quality and status on the node grid.
@@ -455,6 +480,7 @@ def match(reference: np.ndarray, secondary: np.ndarray, *, chip_size_px: int = 3
     if not isinstance(levels, (int, np.integer)) or levels < 0:
         raise InputError(f"levels must be an integer ≥ 0; got {levels!r}.")
     rows, cols = node_grid(ref.shape, step_px=step_px, chip_size_px=chip_size_px)
+    mask = _node_mask(nodes, (rows.size, cols.size))
     run = _Run(q=_Quality(min_peak_corr, min_snr, min_peak_ratio, exclusion_px,
                           max_nodata_frac),
                prep={"chip": chip_size_px, "taper": taper, "method": method,
@@ -464,14 +490,16 @@ def match(reference: np.ndarray, secondary: np.ndarray, *, chip_size_px: int = 3
                            levels, run, search_px=search_px, refine_px=refine_px,
                            step_px=step_px)
     radius = _fast_radius(chip_size_px, refine_px if levels else search_px)
-    out, edges = _finest_level(ref, sec, rows, cols, pred, radius, run, subpixel=subpixel)
+    out, edges = _finest_level(ref, sec, rows, cols, pred, radius, run, subpixel=subpixel,
+                               mask=mask)
     settings = {"chip_size_px": chip_size_px, "search_px": search_px, "step_px": step_px,
                 "method": method, "levels": levels, "refine_px": refine_px,
                 "final_radius_px": radius, "taper": taper, "subpixel": subpixel,
                 "min_peak_corr": min_peak_corr, "min_snr": min_snr,
                 "min_peak_ratio": min_peak_ratio, "exclusion_px": exclusion_px,
                 "max_nodata_frac": max_nodata_frac, "min_texture": min_texture,
-                "edge_research": edges}
+                "edge_research": edges,
+                "nodes_masked": 0 if mask is None else int(mask.size - mask.sum())}
     return _result(out, rows, cols, settings)
 
 
@@ -519,7 +547,8 @@ def _coarse_to_fine(ref: np.ndarray, sec: np.ndarray, rows: np.ndarray, cols: np
 
 def _finest_level(ref: np.ndarray, sec: np.ndarray, rows: np.ndarray, cols: np.ndarray,
                   pred: tuple[np.ndarray, np.ndarray], radius: int, run: _Run, *,
-                  subpixel: bool) -> tuple[_LevelOut, dict[str, Any]]:
+                  subpixel: bool, mask: np.ndarray | None = None
+                  ) -> tuple[_LevelOut, dict[str, Any]]:
     """Match every node at full resolution ``±radius`` px around its predicted offset.
 
     Then re-search the nodes whose peak lay on the border (see :func:`_research_edges`).
@@ -531,7 +560,7 @@ def _finest_level(ref: np.ndarray, sec: np.ndarray, rows: np.ndarray, cols: np.n
     sub = subpixel and method == "ncc"
     out = _match_level(level, *centres, np.rint(pred[0]).ravel(), np.rint(pred[1]).ravel(),
                        radius, q=run.q, subpixel=sub, batch_size=run.batch_size,
-                       workers=run.workers)
+                       workers=run.workers, mask=mask)
     edges: dict[str, Any] = {"enabled": run.edge_research}
     if run.edge_research:
         edges.update(_research_edges(level, out, centres, (rows.size, cols.size), radius, run,
