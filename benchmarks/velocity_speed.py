@@ -23,8 +23,15 @@ per axis, the interior nodes being those whose 96 px search window lies inside t
 their points/s is nodes run / seconds. glacierkit matches exactly the interior nodes in each
 run (``match(..., nodes=mask)``; the pyramid levels still predict over the whole image) and
 its points/s is interior nodes / seconds, so both sides match the same node set (the
-baselines a regular subsample of it, to save time). Times are the best of ``--repeat``
-interleaved rounds (wall clock; CPU time is reported too), because the machine may be shared.
+baselines a regular subsample of it, to save time). Each of ``--repeat`` rounds times every
+method once, back to back (wall clock; CPU time is reported too). The table shows the best
+time of each method; the **verdict uses the median over rounds of the paired per-round
+ratio** (glacierkit's points/s over matchTemplate's in the same round; the two run back to
+back, in alternating order, before the other methods). On a shared machine
+slow spells come in bursts of seconds, so the independent minima of two methods can come from
+different conditions (measured here: best-of ratios 2.85–4.17× within minutes on unchanged
+code), while methods timed seconds apart see the same conditions; the spread (min–max) of the
+paired ratios is printed too.
 Offsets are compared between methods (median |Δ| per component) on the nodes where all are
 valid, and their spread on stable ground (rock polygons of the data set): median and NMAD, px.
 
@@ -187,7 +194,33 @@ def compare(offsets: dict, stable) -> dict:
                 "median_dx": float(np.median(o[sel, 1])), "nmad_dy": nmad(o[sel, 0]),
                 "nmad_dx": nmad(o[sel, 1])}
     return {"median_abs_diff_px": diffs, "stable_ground_px": spread,
-            "n_common_valid": int(valid.sum())}
+            "n_common_valid": int(valid.sum()),
+            "stable_nmad_2d_vs_matchtemplate": nmad_2d_difference(
+                offsets["glacierkit"], offsets["cv2.matchTemplate"], valid & stable)}
+
+
+def nmad_2d_difference(ours, theirs, sel, n_boot: int = 2000, seed: int = 0) -> dict:
+    """2-D stable-ground NMAD ``hypot(NMAD_dy, NMAD_dx)`` of two methods on the same nodes.
+
+    With a paired bootstrap (nodes resampled, ``n_boot`` times) 95 % interval of the
+    difference ours − theirs (px): "equal or better" holds when the interval reaches 0 or
+    lies below it.
+    """
+    import numpy as np
+
+    def nmad2(o):
+        return float(np.hypot(nmad(o[:, 0]), nmad(o[:, 1])))
+
+    a, b = ours[sel], theirs[sel]
+    rng = np.random.default_rng(seed)
+    boot = []
+    for _ in range(n_boot):
+        k = rng.integers(0, a.shape[0], a.shape[0])
+        boot.append(nmad2(a[k]) - nmad2(b[k]))
+    lo, hi = np.percentile(boot, [2.5, 97.5])
+    return {"n": int(sel.sum()), "glacierkit": nmad2(a), "cv2.matchTemplate": nmad2(b),
+            "difference": nmad2(a) - nmad2(b), "ci95": [float(lo), float(hi)],
+            "equal_or_better": bool(lo <= 0.0)}
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -213,19 +246,21 @@ def run(args: argparse.Namespace) -> dict:
     edge_info = None
     times: dict[str, list[tuple[float, float]]] = {}
     result = None
-    ii = jj = None
     offsets: dict = {}
-    for _ in range(args.repeat):
-        result, wall, cpu = timed(match, ref, sec, **kw)
-        times.setdefault("glacierkit", []).append((wall, cpu))
+    ii, jj = interior_nodes(rows, cols, ref.shape, args.stride)
+    for k in range(args.repeat):
+        # glacierkit and matchTemplate back to back, in alternating order (no order bias).
+        for name in (("glacierkit", "cv2.matchTemplate") if k % 2 == 0
+                     else ("cv2.matchTemplate", "glacierkit")):
+            if name == "glacierkit":
+                result, wall, cpu = timed(match, ref, sec, **kw)
+            else:
+                mt, wall, cpu = timed(matchtemplate_loop, ref, sec, rows, cols, ii, jj)
+            times.setdefault(name, []).append((wall, cpu))
         if has_edge_research:  # older glacierkit versions have no re-search
             er, wall, cpu = timed(match, ref, sec, **kw, edge_research=True)
             times.setdefault("glacierkit+edge-research", []).append((wall, cpu))
             edge_info = er.settings["edge_research"]
-        if ii is None:
-            ii, jj = interior_nodes(result.rows, result.cols, ref.shape, args.stride)
-        mt, wall, cpu = timed(matchtemplate_loop, ref, sec, result.rows, result.cols, ii, jj)
-        times.setdefault("cv2.matchTemplate", []).append((wall, cpu))
         pc, wall, cpu = timed(pcc_loop, ref, sec, result.rows, result.cols, ii, jj)
         times.setdefault("skimage.pcc", []).append((wall, cpu))
         offsets["cv2.matchTemplate"], offsets["skimage.pcc"] = mt, pc
@@ -243,15 +278,22 @@ def run(args: argparse.Namespace) -> dict:
     n_nodes = int(ii.size)
     n_interior = int(ii_all.size)
     stable = rock[np.rint(result.rows[ii]).astype(int), np.rint(result.cols[jj]).astype(int)]
+    cmp = compare(offsets, stable.ravel())
     best = {k: (min(w for w, _ in v), min(c for _, c in v)) for k, v in times.items()}
     counted = {k: n_interior if k.startswith("glacierkit") else n_nodes for k in best}
     table = {k: {"seconds_wall": w, "seconds_cpu": c, "nodes": counted[k],
                  "points_per_s": counted[k] / w, "points_per_s_cpu": counted[k] / c}
              for k, (w, c) in best.items()}
     gk = table["glacierkit"]
-    for row in table.values():
+    for name, row in table.items():
         row["speedup_of_glacierkit"] = gk["points_per_s"] / row["points_per_s"]
         row["speedup_of_glacierkit_cpu"] = gk["points_per_s_cpu"] / row["points_per_s_cpu"]
+        if len(times[name]) == len(times["glacierkit"]):  # timed in every round
+            paired = [(n_interior / g[0]) / (counted[name] / o[0])
+                      for g, o in zip(times["glacierkit"], times[name], strict=True)]
+            row["paired_ratio_median"] = float(np.median(paired))
+            row["paired_ratio_range"] = [float(min(paired)), float(max(paired))]
+    verdict_ratio = table["cv2.matchTemplate"]["paired_ratio_median"]
     return {
         "data": str(args.data), "threads": args.threads, "stride": args.stride,
         "repeat": args.repeat, "chip_px": CHIP, "search_px": SEARCH, "step_px": STEP,
@@ -261,11 +303,14 @@ def run(args: argparse.Namespace) -> dict:
         "glacierkit_settings": result.settings,
         "glacierkit_edge_research": edge_info,
         "glacierkit_status_counts": {s.name: int((result.status == s).sum()) for s in Status},
-        "methods": table, **compare(offsets, stable.ravel()),
+        "methods": table, **cmp,
+        "rounds_wall_s": {k: [w for w, _ in v] for k, v in times.items()},
         "peak_rss_mb": {"after_load": rss_loaded, "after_timed_runs": rss_kernel,
                         "end": peak_rss_mb()},
         "target_ratio_vs_matchtemplate": TARGET_RATIO,
-        "meets_target": table["cv2.matchTemplate"]["speedup_of_glacierkit"] >= TARGET_RATIO,
+        "ratio_vs_matchtemplate": verdict_ratio,
+        "meets_target": (verdict_ratio >= TARGET_RATIO
+                         and cmp["stable_nmad_2d_vs_matchtemplate"]["equal_or_better"]),
     }
 
 
@@ -275,11 +320,14 @@ def print_report(rep: dict) -> None:
           f"{rep['grid_nodes']} nodes, {rep['interior_nodes']} interior, "
           f"{rep['glacierkit_nodes']} run (and counted) by glacierkit, "
           f"{rep['baseline_nodes']} run by the baselines")
-    print(f"{'method':<24}{'wall s':>9}{'points/s':>11}{'gk ×':>8}{'cpu s':>9}{'gk × cpu':>10}")
+    print(f"{'method':<24}{'wall s':>9}{'points/s':>11}{'gk ×':>8}{'cpu s':>9}{'gk × cpu':>10}"
+          f"   gk × paired per round: median (min–max)")
     for name, row in rep["methods"].items():
+        paired = (f"   {row['paired_ratio_median']:.2f} ({row['paired_ratio_range'][0]:.2f}–"
+                  f"{row['paired_ratio_range'][1]:.2f})" if "paired_ratio_median" in row else "")
         print(f"{name:<24}{row['seconds_wall']:>9.2f}{row['points_per_s']:>11.0f}"
               f"{row['speedup_of_glacierkit']:>8.2f}{row['seconds_cpu']:>9.2f}"
-              f"{row['speedup_of_glacierkit_cpu']:>10.2f}")
+              f"{row['speedup_of_glacierkit_cpu']:>10.2f}{paired}")
     print(f"\nmedian |Δ offset| (px) on {rep['n_common_valid']} nodes valid for all methods:")
     for pair, d in rep["median_abs_diff_px"].items():
         print(f"  {pair:<48} dy {d['dy']:.4f}  dx {d['dx']:.4f}")
@@ -289,6 +337,11 @@ def print_report(rep: dict) -> None:
         print(f"  {name:<24}{a['n']:>5} {a['median_dy']:+.3f} {a['median_dx']:+.3f} "
               f"{a['nmad_dy']:.3f} {a['nmad_dx']:.3f} | {c['n']:>5} {c['nmad_dy']:.3f} "
               f"{c['nmad_dx']:.3f}")
+    d = rep["stable_nmad_2d_vs_matchtemplate"]
+    print(f"2-D stable NMAD on {d['n']} common nodes: glacierkit {d['glacierkit']:.4f} px, "
+          f"cv2.matchTemplate {d['cv2.matchTemplate']:.4f} px, difference "
+          f"{d['difference']:+.4f} px (95 % bootstrap {d['ci95'][0]:+.4f} … {d['ci95'][1]:+.4f}:"
+          f" {'equal or better' if d['equal_or_better'] else 'WORSE'})")
     rss = rep["peak_rss_mb"]
     print(f"peak RSS (MB): after load {rss['after_load']:.0f}, after timed runs "
           f"{rss['after_timed_runs']:.0f}, end {rss['end']:.0f}")
@@ -301,9 +354,10 @@ def print_report(rep: dict) -> None:
               f"{er['points_per_s'] / mt['points_per_s']:.2f}× cv2.matchTemplate (wall), "
               f"{er['points_per_s_cpu'] / mt['points_per_s_cpu']:.2f}× (cpu)")
     verdict = "meets" if rep["meets_target"] else "MISSES"
-    print(f"glacierkit vs cv2.matchTemplate: "
-          f"{rep['methods']['cv2.matchTemplate']['speedup_of_glacierkit']:.2f}× "
-          f"({verdict} the ≥ {rep['target_ratio_vs_matchtemplate']:.0f}× target)")
+    print(f"glacierkit vs cv2.matchTemplate (median paired ratio): "
+          f"{rep['ratio_vs_matchtemplate']:.2f}× "
+          f"({verdict} the target: ≥ {rep['target_ratio_vs_matchtemplate']:.0f}× at equal or "
+          f"better stable-ground NMAD)")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -71,6 +71,9 @@ EDGE_RESEARCH_FACTOR = 2
 #: Fewest valid neighbours (of 8) whose median offset centres an EDGE re-search.
 EDGE_MIN_NEIGHBOURS = 3
 
+#: Share of refinable nodes in a batch above which the whole batch is refined in place.
+_REFINE_ALL_SHARE = 0.8
+
 
 @dataclass(frozen=True)
 class MatchResult:
@@ -205,16 +208,25 @@ def _match_batch(level: LevelImages, out: _LevelOut, sel: np.ndarray,
     win_rc = (tl_r + pred_r - radius, tl_c + pred_c - radius)
     surf = correlate(level, (tl_r, tl_c), win_rc, radius)
     pk = find_peaks(surf.score, exclusion_px=q.exclusion_px)
-    # Only peaks that can become OK are refined (a border peak is EDGE, no peak is LOW_TEXTURE).
+    # Only peaks that can become OK keep a refined position (a border peak is EDGE, no peak
+    # is LOW_TEXTURE). When most nodes qualify, refining the whole batch (the others at a
+    # clipped stand-in position, results discarded) is cheaper than copying the surfaces.
     refined = np.isfinite(pk.value) & ~pk.on_border
     pos_r, pos_c = pk.row.astype(np.float64), pk.col.astype(np.float64)
     idx = np.flatnonzero(refined)
     if idx.size:
-        sub = surf if idx.size == sel.size else subset(surf, idx)
-        r_i, c_i, peak = refine(sub, level, (win_rc[0][idx], win_rc[1][idx]), pk.row[idx],
-                                pk.col[idx], steps=DEFAULT_STEPS if subpixel else ())
-        pos_r[idx], pos_c[idx] = r_i, c_i
-        pk.value[idx] = np.clip(peak, -1.0, 1.0)
+        n_shift = surf.score.shape[1]
+        if idx.size >= _REFINE_ALL_SHARE * sel.size and n_shift >= 3:
+            sub, win, at = surf, win_rc, np.arange(sel.size)
+            p_r, p_c = np.clip(pk.row, 1, n_shift - 2), np.clip(pk.col, 1, n_shift - 2)
+        else:
+            sub, win, at = subset(surf, idx), (win_rc[0][idx], win_rc[1][idx]), idx
+            p_r, p_c = pk.row[idx], pk.col[idx]
+        r_i, c_i, peak = refine(sub, level, win, p_r, p_c,
+                                steps=DEFAULT_STEPS if subpixel else ())
+        keep = refined[at]
+        pos_r[at[keep]], pos_c[at[keep]] = r_i[keep], c_i[keep]
+        pk.value[at[keep]] = np.clip(peak[keep], -1.0, 1.0)
     bad = (bad_at(level.ref_bad, tl_r, tl_c),
            bad_at(level.sec_bad, win_rc[0] + pk.row, win_rc[1] + pk.col))
     _classify(out, sel, pk, surf.ref_energy, bad, level, q)
