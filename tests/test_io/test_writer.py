@@ -113,3 +113,23 @@ def test_shape_and_dtype_checks(tmp_path: Path, grid: Grid):
 def test_missing_output_folder(tmp_path: Path, grid: Grid):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         write_raster(tmp_path / "nope" / "x.tif", np.zeros(grid.shape, np.float32), grid)
+
+
+def test_compression_level(tmp_path: Path):
+    # A smooth field compresses: level 1 is lossless too and may only be larger than level 9.
+    g = Grid(crs=32607, transform=Affine(15, 0, 465060, 0, -15, 6681585), shape=(512, 512))
+    yy, xx = np.mgrid[0:512, 0:512]
+    data = (np.sin(yy / 37.0) * np.cos(xx / 23.0)).astype(np.float32)
+    sizes = {}
+    for level in (1, 9):
+        with open_writer(tmp_path / f"l{level}.tif", g, level=level) as w:
+            w.write(data)
+        with rasterio.open(tmp_path / f"l{level}.tif") as ds:
+            assert ds.tags(ns="IMAGE_STRUCTURE")["COMPRESSION"] == "DEFLATE"
+            np.testing.assert_array_equal(ds.read(1), data)
+        sizes[level] = (tmp_path / f"l{level}.tif").stat().st_size
+    assert sizes[1] >= sizes[9]
+    with pytest.raises(InputError, match="compression level"):
+        open_writer(tmp_path / "bad.tif", g, level=0)
+    with pytest.raises(InputError, match="does not apply"):
+        open_writer(tmp_path / "bad.tif", g, compress="lzw", level=3)

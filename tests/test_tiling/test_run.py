@@ -49,13 +49,17 @@ def _files(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir())
 
 
+@pytest.mark.parametrize("reuse_buffers", [False, True])
 @pytest.mark.parametrize("executor", ["serial", "threads"])
 @pytest.mark.parametrize("blend", TILE_BLENDS)
-def test_run_tiled__identity_is_exact(scene, tmp_path, blend, executor):
+def test_run_tiled__identity_is_exact(scene, tmp_path, blend, executor, reuse_buffers):
+    # With reuse_buffers the identity function returns the read buffer itself, which the
+    # next read overwrites: exact output shows the blend copied it first.
     src, data = scene
     out = tmp_path / "out.tif"
     res = run_tiled(src, out, _identity, tile_size=64, overlap=16, blend=blend,
-                    executor=executor, max_workers=2, progress=False, blocksize=64)
+                    executor=executor, max_workers=2, progress=False, blocksize=64,
+                    reuse_buffers=reuse_buffers)
     assert isinstance(res, TiledRun) and res.path == out and res.tiles == 12
     assert res.skipped == 1  # the all-NaN tile at the top-left
     back = open_raster(out)
@@ -452,7 +456,8 @@ def _masked_tif(path: Path) -> Path:
                                   "undeclared_nan", "int_no_nodata", "internal_mask",
                                   "float64_multiband"])
 @pytest.mark.parametrize("as_float", [True, False])
-def test_window_reader__agrees_with_open_raster(tif_factory, tmp_path, kind, as_float):
+@pytest.mark.parametrize("reuse", [False, True])
+def test_window_reader__agrees_with_open_raster(tif_factory, tmp_path, kind, as_float, reuse):
     """The runner's persistent reader applies exactly open_raster's nodata policy."""
     from rasterio.windows import Window
 
@@ -476,10 +481,11 @@ def test_window_reader__agrees_with_open_raster(tif_factory, tmp_path, kind, as_
         path = _masked_tif(tmp_path / "a.tif")
     else:
         path = tif_factory("a.tif", rng.normal(size=(3, 60, 70)), nodata=float("nan"))
-    reader = _WindowReader()
+    reader = _WindowReader(reuse_buffers=reuse)
     n_invalid = 0
     try:
-        for w in (Window(0, 0, 70, 60), Window(3, 7, 30, 20), Window(40, 35, 30, 25)):
+        for w in (Window(0, 0, 70, 60), Window(3, 7, 30, 20), Window(40, 35, 30, 25),
+                  Window(35, 12, 30, 20), Window(3, 7, 30, 20)):  # shapes repeat
             ref = open_raster(path, window=w, as_float=as_float)
             data, valid = reader.read(path, w, as_float=as_float)
             assert data.dtype == ref.data.dtype

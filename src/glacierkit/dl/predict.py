@@ -593,7 +593,22 @@ class _TileFunction:
             x[bad] = 0.0
         return x
 
+    def _input_buffer(self, h: int, w: int) -> np.ndarray | None:
+        """A model-input array reused tile after tile when tiles run one at a time.
+
+        Freshly allocated memory page-faults on first touch; next to an ONNX Runtime
+        session that measured 0.35 s instead of 0.09 s of channel preparation for the 25
+        tiles of a 2048² scene. With a batcher (threads) every tile gets its own array.
+        """
+        if self.batcher is not None:
+            return None
+        buf = self._buffers.get((h, w))
+        if buf is None:
+            buf = self._buffers[(h, w)] = np.empty((self.layout.n_channels, h, w), np.float32)
+        return buf
+
     def __post_init__(self) -> None:
+        self._buffers: dict[tuple[int, int], np.ndarray] = {}
         self._mean = np.asarray(self.norm.mean, dtype=np.float32)[:, None, None]
         self._inv_std = (1.0 / np.asarray(self.norm.std, dtype=np.float64)).astype(
             np.float32)[:, None, None]
@@ -624,7 +639,8 @@ class _TileFunction:
             with self.stats.lock:
                 self.stats.tiles_empty += 1
             return np.full((_blend_bands(self.n_classes), h, w), np.nan, dtype=np.float32)
-        x = self._normalise(_prepare(self.layout, raws, self.pixel_size))
+        x = self._normalise(_prepare(self.layout, raws, self.pixel_size,
+                                     out=self._input_buffer(h, w)))
         x = np.ascontiguousarray(_pad_to_multiple(x, self.multiple), dtype=np.float32)
         item = (x, present, self.cond(tile))
         if self.batcher is not None:
@@ -642,14 +658,14 @@ class _TileFunction:
         return out
 
 
-def _prepare(layout: Any, raws: list[np.ndarray | None],
-            pixel_size: tuple[float, float]) -> np.ndarray:
+def _prepare(layout: Any, raws: list[np.ndarray | None], pixel_size: tuple[float, float],
+             out: np.ndarray | None = None) -> np.ndarray:
     """Model channels ``(C, h, w)`` float32 (NaN nodata) from raw group arrays (or ``None``)."""
     from .sources import prepare_channels
 
     if all(r is None for r in raws):  # pragma: no cover - guarded by the caller
         raise InputError("no source group has data in this tile.")
-    return prepare_channels(layout, raws, pixel_size=pixel_size)
+    return prepare_channels(layout, raws, pixel_size=pixel_size, out=out)
 
 
 # ---------------------------------------------------------------------------- finishing
@@ -721,21 +737,21 @@ class _Finisher:
                     "CLASSES": {str(i): c for i, c in enumerate(classes)}}
         cal_kind = "none" if calibration is None else str(calibration.get("kind", "custom"))
         self.wc = stack.enter_context(open_writer(
-            self.paths["classes"], grid, count=1, dtype="uint8", nodata=CLASS_NODATA,
+            self.paths["classes"], grid, count=1, dtype="uint8", nodata=CLASS_NODATA, level=1,
             band_names=["class"], units="", tags=cls_tags, colormap=_colormap(classes),
             overview_resampling="nearest"))
         self.wf = stack.enter_context(open_writer(
-            self.paths["confidence"], grid, count=1, dtype="float32",
+            self.paths["confidence"], grid, count=1, dtype="float32", level=1,
             band_names=["confidence"], units="1", tags={**tags, "CALIBRATION": cal_kind}))
         self.we = self.wp = None
         if entropy:
             self.we = stack.enter_context(open_writer(
-                self.paths["entropy"], grid, count=1, dtype="float32",
+                self.paths["entropy"], grid, count=1, dtype="float32", level=1,
                 band_names=["predictive_entropy"], units="nats",
                 tags={**tags, "MAX_ENTROPY_NATS": math.log(k)}))
         if probabilities:
             self.wp = stack.enter_context(open_writer(
-                self.paths["probabilities"], grid, count=k, dtype="float32",
+                self.paths["probabilities"], grid, count=k, dtype="float32", level=1,
                 band_names=[f"p_{c}" for c in classes], units="1", tags=cls_tags))
 
     def write(self, data: np.ndarray, window: Window) -> None:
@@ -1036,7 +1052,7 @@ def predict_scene(bundle_or_path: ModelBundle | str | os.PathLike[str],
                                 edge="clamp", blend="cosine", out_bands=_blend_bands(k),
                                 skip_nodata="any" if nodata == "all" else "all",
                                 executor=executor, progress=progress, sink=finisher,
-                                gdal_cache_mb=_GDAL_CACHE_MB)
+                                gdal_cache_mb=_GDAL_CACHE_MB, reuse_buffers=True)
             stages["tiles"] = time.perf_counter() - t
             t = time.perf_counter()
         # Leaving the stack converted the products to COGs.

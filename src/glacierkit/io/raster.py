@@ -226,8 +226,13 @@ class RasterReader:
         return idx
 
     def read_arrays(self, window: Window | None = None, *, bands: Sequence[int] | None = None,
-                    as_float: bool = True) -> tuple[np.ndarray, np.ndarray]:
+                    as_float: bool = True, out: np.ndarray | None = None
+                    ) -> tuple[np.ndarray, np.ndarray]:
         """``(data, valid)`` of a window, both ``(bands, rows, cols)`` (see :func:`open_raster`).
+
+        ``out``: an array of the window's ``(bands, rows, cols)`` shape and the file's dtype
+        to read into (reused by callers that read many windows: reading into fresh memory
+        page-faults); ``data`` is then ``out`` (or a float copy of it for integer files).
 
         Raises:
             WindowError: the window is empty or outside the raster.
@@ -237,7 +242,7 @@ class RasterReader:
         win = _window_from(self.grid, window, None)
         idx = self._bands(bands)
         try:
-            arr = ds.read(idx, window=win)
+            arr = ds.read(idx, window=win, out=out)
             msk = None
             if ds.nodata is None and ds.driver not in _PLAIN_IMAGE_DRIVERS:
                 # Internal/external masks (e.g. GDAL .msk, alpha band) still count as nodata.
@@ -252,7 +257,7 @@ class RasterReader:
             return arr, valid
         data = arr.astype(np.float64 if arr.dtype == np.float64 else np.float32, copy=False)
         if not valid.all():
-            data = data.copy() if data is arr else data
+            data = data.copy() if (data is arr and out is None) else data
             data[~valid] = np.nan
         return data, valid
 
