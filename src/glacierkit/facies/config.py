@@ -6,11 +6,11 @@ errors (a typo must not silently fall back to a default).
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from glacierkit._toml import read_config_toml
 from glacierkit.errors import DatasetNotFoundError, InputError
 
 __all__ = ["TEMPLATE", "FaciesConfig", "load_config", "parse_config"]
@@ -196,12 +196,5 @@ def parse_config(data: dict[str, Any], base: str | Path = ".") -> FaciesConfig:
 
 def load_config(path: str | Path) -> FaciesConfig:
     """Read and validate a TOML config file."""
-    p = Path(path)
-    if not p.is_file():
-        raise DatasetNotFoundError(f"config file {p} does not exist; write one with "
-                                   f"`glacierkit facies train --template-config > {p.name}`.")
-    try:
-        data = tomllib.loads(p.read_text())
-    except tomllib.TOMLDecodeError as e:
-        raise InputError(f"{p}: invalid TOML: {e}") from e
+    p, data = read_config_toml(path, command="facies train", missing=DatasetNotFoundError)
     return parse_config(data, p.parent)

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from glacierkit._toml import read_config_toml
 from glacierkit.errors import InputError
 
 STRATEGIES = ("global", "regional", "finetune", "region_encoding", "coords_encoding")
@@ -336,12 +336,5 @@ def parse_config(raw: dict[str, Any], *, base: Path, source: Path | None = None
 
 def load_config(path: str | os.PathLike[str]) -> MappingConfig:
     """Read and validate a TOML config file (see :data:`TEMPLATE`)."""
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"config file {p} does not exist; write one with "
-                         f"`glacierkit map train --template-config > {p.name}`.")
-    try:
-        raw = tomllib.loads(p.read_text())
-    except tomllib.TOMLDecodeError as e:
-        raise InputError(f"{p} is not valid TOML: {e}") from e
+    p, raw = read_config_toml(path, command="map train")
     return parse_config(raw, base=p.resolve().parent, source=p)
