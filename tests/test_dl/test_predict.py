@@ -441,11 +441,14 @@ def test_in_place_normalisation_matches_normstats():
     rng = np.random.default_rng(0)
     x = (rng.standard_normal((3, 16, 16)) * [[[0.3]], [[900]], [[4]]]
          + [[[0.3]], [[3500]], [[-11]]]).astype(np.float32)
+    clean = x.copy()  # all finite: the fast path (no mask)
+    assert np.abs(norm.apply(clean.copy()) - fn._normalise(clean.copy())).max() < 1e-5
     x[0, 0, :5] = np.nan
     x[1, 1, 1] = np.inf
     ref = norm.apply(x.copy())
     got = fn._normalise(x.copy())
     assert np.abs(ref - got).max() < 1e-5 and np.isfinite(got).all()
+    assert (got[0, 0, :5] == 0).all() and got[1, 1, 1] == 0
 
 
 # ---------------------------------------------------------------------------- GlaViTU
@@ -506,3 +509,20 @@ def test_bundle_is_a_modelbundle(standin):
     assert isinstance(load_bundle(standin[2]), ModelBundle)
 
 
+
+
+@pytest.mark.parametrize("k", [1, 2, 5])
+def test_argmax_max__first_maximum_and_nan(k):
+    from glacierkit.dl.predict import _argmax_max
+
+    rng = np.random.default_rng(k)
+    p = rng.random((k, 37, 41)).astype(np.float32)
+    p[:, 3, :5] = 0.25  # ties: the first class wins
+    p[:, 4, :6] = np.nan  # a pixel nothing was predicted for
+    cls, top = _argmax_max(p)
+    assert cls.dtype == np.uint8 and top.dtype == np.float32 and cls.shape == (37, 41)
+    finite = np.isfinite(p).all(axis=0)
+    np.testing.assert_array_equal(cls[finite], np.argmax(p, axis=0)[finite])
+    np.testing.assert_array_equal(top[finite], p.max(axis=0)[finite])
+    assert (cls[3, :5] == 0).all()
+    assert (cls[~finite] == 0).all() and np.isnan(top[~finite]).all()

@@ -99,6 +99,28 @@ def test_weigh__nan_is_missing():
         weigh(np.ones((2, 2)), w)
 
 
+def test_weigh__float32_and_sum_overflow():
+    w = np.full((2, 2), 0.5, dtype=np.float32)
+    v = np.array([[[1.0, np.nan], [-np.inf, 4.0]]], dtype=np.float32)
+    weighted, weight = weigh(v, w, dtype="float32")
+    assert weighted.dtype == np.float32 and weight.dtype == np.float32
+    np.testing.assert_array_equal(weighted, [[[0.5, 0.0], [0.0, 2.0]]])
+    np.testing.assert_array_equal(weight, [[[0.5, 0.0], [0.0, 0.5]]])
+    # Terms finite, their sum not (overflows float32): still "all finite", nothing zeroed.
+    big = np.full((1, 2, 2), 3e38, dtype=np.float32)
+    weighted, weight = weigh(big, np.ones((2, 2), np.float32), dtype="float32")
+    with np.errstate(over="ignore"):
+        assert np.isinf(weighted.sum())  # the fast all-finite test cannot decide here
+    assert weight.shape == (2, 2)
+    np.testing.assert_array_equal(weighted, big)
+    # float64 (the default) multiplies the float32 input exactly as a float64 cast would.
+    x = np.random.default_rng(0).random((2, 3, 3)).astype(np.float32)
+    ww = np.random.default_rng(1).random((3, 3))
+    np.testing.assert_array_equal(weigh(x, ww)[0], x.astype(np.float64) * ww)
+    with pytest.raises(InputError, match="float64 or float32"):
+        weigh(x, ww, dtype="float16")
+
+
 def test_accumulate_and_normalise__nan_neighbour_does_not_erase():
     acc = np.zeros((1, 1, 3))
     wsum = np.zeros_like(acc)

@@ -68,6 +68,34 @@ def test_run_tiled__identity_is_exact(scene, tmp_path, blend, executor, reuse_bu
     assert back.grid == open_raster(src).grid
 
 
+@pytest.mark.parametrize("executor", ["serial", "threads"])
+@pytest.mark.parametrize("blend", ["cosine", "core"])
+def test_run_tiled__float32_accumulation(scene, tmp_path, blend, executor):
+    # float32 sums: the identity comes back to float32 rounding (exactly for "core", one
+    # tile per pixel), NaN exactly where the data are NaN, as a file and through a sink.
+    src, data = scene
+    out = tmp_path / "out.tif"
+    run_tiled(src, out, _identity, tile_size=64, overlap=16, blend=blend, executor=executor,
+              max_workers=2, progress=False, blocksize=64, reuse_buffers=True,
+              accumulate="float32")
+    back = open_raster(out).data
+    np.testing.assert_array_equal(np.isnan(back), np.isnan(data))
+    if blend == "core":
+        np.testing.assert_array_equal(back, data)
+    else:
+        np.testing.assert_allclose(back, data, rtol=3e-7, atol=0)
+        assert not np.array_equal(back, data)  # it did round: float64 sums are exact here
+    got = []
+
+    class Sink:
+        def write(self, block, window):
+            got.append(np.array(block))
+
+    run_tiled(src, None, _identity, tile_size=64, overlap=16, blend=blend, progress=False,
+              blocksize=64, sink=Sink(), accumulate="float32")
+    np.testing.assert_array_equal(np.concatenate(got, axis=1), back)
+
+
 @pytest.mark.parametrize("edge", ["clamp", "pad"])
 @pytest.mark.parametrize("overlap", [0, 5, (20, 3)])
 def test_run_tiled__identity_edges_and_tile_shapes(scene, tmp_path, edge, overlap):
@@ -352,6 +380,7 @@ def test_run_tiled__grid_mismatch(scene, tif_factory, tmp_path):
     ({"tile_size": 64, "out_bands": 0}, InputError, "out_bands must be >= 1"),
     ({"tile_size": 64, "gdal_cache_mb": 0}, InputError, "gdal_cache_mb"),
     ({"tile_size": 64, "blocksize": 100}, InputError, "multiple of 16"),
+    ({"tile_size": 64, "accumulate": "float16"}, InputError, "accumulate must be"),
 ])
 def test_run_tiled__bad_options(scene, tmp_path, kwargs, error, match):
     src, _ = scene

@@ -586,7 +586,12 @@ class _TileFunction:
             return self.norm.apply(x)
         x -= self._mean
         x *= self._inv_std
-        # One isfinite pass instead of nan_to_num's three (isnan, isposinf, isneginf).
+        # A finite sum proves every value finite (the usual case) without a mask; otherwise
+        # one isfinite pass instead of nan_to_num's three (isnan, isposinf, isneginf).
+        with np.errstate(over="ignore", invalid="ignore"):
+            total = x.sum()
+        if np.isfinite(total):
+            return x
         bad = np.isfinite(x)
         np.logical_not(bad, out=bad)
         if bad.any():
@@ -626,8 +631,10 @@ class _TileFunction:
             for a, sel in zip(arrays[sl], self.band_sel[gi], strict=True):
                 parts.append(a if sel is None else a[[b - 1 for b in sel]])
             raw = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
-            v = np.isfinite(raw).any(axis=0)
-            if v.any():
+            with np.errstate(over="ignore", invalid="ignore"):
+                complete = bool(np.isfinite(raw.sum()))  # no NaN anywhere: no mask needed
+            v = np.ones((h, w), dtype=bool) if complete else np.isfinite(raw).any(axis=0)
+            if complete or v.any():
                 raws.append(raw)
                 present[gi] = 1.0
             else:
@@ -688,16 +695,25 @@ def _calibrator(calibration: Mapping[str, Any] | None) -> Callable[[np.ndarray],
 def _argmax_max(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Class index (uint8, first maximum) and maximum over axis 0 of ``(K, ...)`` float32.
 
-    One pass per class; about 10× faster than ``np.argmax(p, axis=0)`` plus ``max`` on
-    ``(2, 512, 10000)`` blocks (argmax reduces along a strided axis). NaN pixels get class 0
-    and maximum NaN.
+    One pass per class, with the class chosen by bitwise selection (``cls ^= (cls ^ c) &
+    mask``) rather than a boolean-mask assignment, whose branches mispredict on noisy
+    probabilities: 0.65 vs 6.8 ms for a ``(2, 512, 2048)`` block, and far faster than
+    ``np.argmax(p, axis=0)`` plus ``max`` (argmax reduces along a strided axis). NaN pixels
+    get class 0 and maximum NaN.
     """
     top = p[0].copy()
     cls = np.zeros(top.shape, dtype=np.uint8)
-    for c in range(1, p.shape[0]):
-        better = p[c] > top
-        cls[better] = c
-        np.maximum(top, p[c], out=top)
+    if p.shape[0] > 1:
+        better = np.empty(top.shape, dtype=bool)
+        mask = np.empty(top.shape, dtype=np.uint8)
+        change = np.empty(top.shape, dtype=np.uint8)
+        for c in range(1, p.shape[0]):
+            np.greater(p[c], top, out=better)
+            np.multiply(better.view(np.uint8), np.uint8(255), out=mask)  # 0x00 or 0xFF
+            np.bitwise_xor(cls, np.uint8(c), out=change)
+            change &= mask
+            cls ^= change  # c where better, unchanged elsewhere
+            np.maximum(top, p[c], out=top)
     return cls, top
 
 
@@ -733,6 +749,7 @@ class _Finisher:
         if probabilities:
             self.paths["probabilities"] = work / "probabilities.tif"
         self.full = np.full(grid.shape, CLASS_NODATA, dtype=np.uint8) if keep_classes else None
+        self._p: np.ndarray | None = None  # (K, rows, W) probabilities of a block
         cls_tags = {**tags, "CLASS_NAMES": list(classes),
                     "CLASSES": {str(i): c for i, c in enumerate(classes)}}
         cal_kind = "none" if calibration is None else str(calibration.get("kind", "custom"))
@@ -767,9 +784,14 @@ class _Finisher:
         win = Window(0, r0, width, n)
         q = np.asarray(q, dtype=np.float32)  # NaN where nothing was predicted
         if k > 1:
-            p = np.empty((k, n, width), dtype=np.float32)
+            # One buffer for all blocks (fresh memory page-faults); written out before reuse.
+            if self._p is None or self._p.shape[1] != n:
+                self._p = np.empty((k, n, width), dtype=np.float32)
+            p = self._p
             p[:nb] = q
-            last = np.subtract(1.0, q.sum(axis=0, dtype=np.float32), out=p[k - 1])
+            last = p[k - 1]
+            np.subtract(np.float32(1.0), q[0] if nb == 1 else q.sum(axis=0, dtype=np.float32),
+                        out=last)
             np.clip(last, 0.0, 1.0, out=last)
         else:
             p = q
@@ -1052,7 +1074,8 @@ def predict_scene(bundle_or_path: ModelBundle | str | os.PathLike[str],
                                 edge="clamp", blend="cosine", out_bands=_blend_bands(k),
                                 skip_nodata="any" if nodata == "all" else "all",
                                 executor=executor, progress=progress, sink=finisher,
-                                gdal_cache_mb=_GDAL_CACHE_MB, reuse_buffers=True)
+                                gdal_cache_mb=_GDAL_CACHE_MB, reuse_buffers=True,
+                                accumulate="float32")
             stages["tiles"] = time.perf_counter() - t
             t = time.perf_counter()
         # Leaving the stack converted the products to COGs.

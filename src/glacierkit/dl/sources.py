@@ -345,13 +345,14 @@ def pixel_size_m(grid: Grid) -> tuple[float, float]:
     return (rx * unit, ry * unit)
 
 
-def _gradients(elevation: np.ndarray, pixel_size: tuple[float, float]
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _gradients(elevation: np.ndarray, pixel_size: tuple[float, float], *,
+               gx_out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(z, dz/d(east), dz/d(north))`` of a north-up DEM, all ``(h, w)`` float32.
 
     Central differences inside, one-sided at the edges (as :func:`numpy.gradient`), computed
     in float32: differences of neighbouring float32 elevations are exact or nearly so, and
-    this is several times faster than float64 per tile.
+    this is several times faster than float64 per tile. ``gx_out``: an ``(h, w)`` float32
+    array for ``dz/d(east)`` (e.g. the slope channel that will overwrite it).
     """
     z = np.asarray(elevation, dtype=np.float32)
     if z.ndim != 2 or min(z.shape) < 2:
@@ -359,7 +360,7 @@ def _gradients(elevation: np.ndarray, pixel_size: tuple[float, float]
     xres, yres = (float(v) for v in pixel_size)
     if not (xres > 0 and yres > 0):
         raise InputError(f"pixel_size must be positive (x, y) metres; got {pixel_size}.")
-    gx = np.empty(z.shape, dtype=np.float32)
+    gx = np.empty(z.shape, dtype=np.float32) if gx_out is None else gx_out
     gy = np.empty(z.shape, dtype=np.float32)
     np.subtract(z[:, 2:], z[:, :-2], out=gx[:, 1:-1])
     gx[:, 1:-1] *= np.float32(0.5 / xres)
@@ -377,8 +378,15 @@ def _gradients(elevation: np.ndarray, pixel_size: tuple[float, float]
 
 def _slope_from(gx: np.ndarray, gy: np.ndarray, z: np.ndarray, *,
                 out: np.ndarray | None = None) -> np.ndarray:
-    """Slope in degrees (float32) from the gradients; NaN where ``z`` is not finite."""
-    s = np.hypot(gx, gy, out=out)
+    """Slope in degrees (float32) from the gradients; NaN where ``z`` is not finite.
+
+    ``gy`` is overwritten (scratch). ``sqrt(gx² + gy²)`` rather than :func:`numpy.hypot`,
+    which is not vectorised for float32 (1.0 vs 0.2 ms per 512² tile); DEM gradients are far
+    from float32 overflow or underflow, and the two agree to an ulp.
+    """
+    s = np.multiply(gx, gx, out=out)
+    s += np.multiply(gy, gy, out=gy)
+    np.sqrt(s, out=s)
     np.arctan(s, out=s)
     s *= np.float32(180.0 / math.pi)
     s[~np.isfinite(z)] = np.nan
@@ -471,8 +479,9 @@ def _group_into(group: SourceGroup, a: np.ndarray, out: np.ndarray,
         if "hillshade" in group.channels:
             slope, aspect = slope_aspect(elev, pixel_size)
         elif "slope" in group.channels:  # straight into its channel
-            z, gx, gy = _gradients(elev, pixel_size)
-            slope = _slope_from(gx, gy, z, out=out[group.channels.index("slope")])
+            s_out = out[group.channels.index("slope")]
+            z, gx, gy = _gradients(elev, pixel_size, gx_out=s_out)
+            slope = _slope_from(gx, gy, z, out=s_out)
             in_place = True
         for i, c in enumerate(group.channels):
             if c == "elevation":
