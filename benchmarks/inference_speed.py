@@ -251,7 +251,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     p.add_argument("--backends", default="onnx,torch", help="comma-separated: onnx,torch")
     p.add_argument("--no-outlines", action="store_true", help="skip outlines.gpkg")
-    p.add_argument("--repeat", type=int, default=1, help="runs per variant (fastest counts)")
+    p.add_argument("--repeat", type=int, default=1,
+                   help="rounds per backend: the overhead verdict is the median over rounds, "
+                        "the throughput the fastest round")
     p.add_argument("--json", type=Path, help="write the results here")
     p.add_argument("--workdir", type=Path, help="keep the scene and outputs here")
     # child-only options
@@ -300,6 +302,8 @@ def main(argv: list[str] | None = None) -> int:
             pr["ru_maxrss_mb"] = max(r["ru_maxrss_mb"] for r in runs[be])
             pr["sampled_peak_rss_mb"] = max(r["sampled_peak_rss_mb"] for r in runs[be])
             pr["all_total_s"] = [r["total_s"] for r in runs[be]]
+            pr["rounds"] = [{k: r[k] for k in ("total_s", "model_s", "stages")}
+                            for r in runs[be]]
             raw = dict(min(raws[be], key=lambda r: r["raw_s"]))
             raw["all_raw_s"] = [r["raw_s"] for r in raws[be]]
             pr.update(raw)
