@@ -307,7 +307,7 @@ def test_outlines_and_min_area(scene, standin, tmp_path):
     import geopandas as gpd
 
     _, _, gkm = standin
-    r = _run(gkm, scene["clean"], tmp_path, "o1", backend="onnx")
+    r = _run(gkm, scene["clean"], tmp_path, "o1", backend="onnx", min_area_km2=0.0)
     gdf = gpd.read_file(r.outlines)
     cls, _, _, _ = _read(r.classes)
     assert len(gdf) == r.n_outlines > 0 and set(gdf["class_name"]) == {"glacier"}
@@ -317,6 +317,24 @@ def test_outlines_and_min_area(scene, standin, tmp_path):
     big = gdf["area_km2"].max()
     r2 = _run(gkm, scene["clean"], tmp_path, "o2", backend="onnx", min_area_km2=big * 0.999)
     assert r2.n_outlines == 1
+
+
+def test_default_min_area_is_the_rgi_minimum():
+    # Speckle below 0.01 km² (11 px at 30 m) is dropped by default, in the library and the CLI.
+    import inspect
+
+    from glacierkit.cli.map import predict as cli_predict
+    from glacierkit.dl.predict import MIN_AREA_KM2, _drop_small_regions
+    from glacierkit.io.grid import Grid
+
+    assert MIN_AREA_KM2 == 0.01
+    assert inspect.signature(predict_scene).parameters["min_area_km2"].default == MIN_AREA_KM2
+    assert inspect.signature(cli_predict).parameters["min_area"].default.default == MIN_AREA_KM2
+    classes = np.zeros((40, 40), np.uint8)
+    classes[2:5, 2:5] = 1  # 9 px = 0.0081 km²: dropped
+    classes[20:24, 20:23] = 1  # 12 px = 0.0108 km²: kept
+    _drop_small_regions(classes, Grid(CRS, TRANSFORM, classes.shape), [1], MIN_AREA_KM2)
+    assert (classes[2:5, 2:5] == 255).all() and (classes[20:24, 20:23] == 1).all()
 
 
 @pytest.mark.parametrize("min_px", [2, 3, 7.5, 40])

@@ -112,8 +112,10 @@ def predict(
                                       help="Region name for region-conditioned models."),
     probabilities: bool = typer.Option(False, "--probabilities",
                                        help="Also write probabilities.tif."),
-    min_area: float = typer.Option(0.0, "--min-area-km2",
-                                   help="Drop outline polygons smaller than this (km²)."),
+    min_area: float = typer.Option(0.01, "--min-area-km2",  # = dl.predict.MIN_AREA_KM2
+                                   help="Drop outline polygons smaller than this (km²; "
+                                        "default: the RGI's minimum glacier size; 0 keeps "
+                                        "all)."),
     align: bool = typer.Option(False, "--align",
                                help="Resample all sources onto the first group's grid."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing products."),

@@ -77,6 +77,9 @@ Backend = Literal["auto", "onnx", "torch"]
 NodataRule = Literal["all", "any"]
 
 CLASS_NODATA = 255
+#: Default smallest outline polygon (km²): the Randolph Glacier Inventory's minimum glacier
+#: size (RGI Consortium 2017; Pfeffer et al. 2014, J. Glaciol. 60(221)).
+MIN_AREA_KM2 = 0.01
 """Nodata value of ``classes.tif``."""
 
 _BACKGROUND_NAMES = {"background", "bg", "other", "non-glacier", "non_glacier", "nonglacier",
@@ -859,8 +862,8 @@ def predict_scene(bundle_or_path: ModelBundle | str | os.PathLike[str],
                   tile_size: int | None = None, overlap: int | None = None,
                   batch_size: int | None = None, tta: bool = False, mc_samples: int = 0,
                   region: str | None = None, write_probabilities: bool = False,
-                  outlines: bool = True, min_area_km2: float = 0.0, overwrite: bool = False,
-                  progress: bool = True, align: bool | str | Grid = False,
+                  outlines: bool = True, min_area_km2: float = MIN_AREA_KM2,
+                  overwrite: bool = False, progress: bool = True, align: bool | str | Grid = False,
                   nodata: NodataRule = "all", threads: int | None = None,
                   seed: int = 0) -> PredictResult:
     """Apply a model to a whole scene, tile by tile, and write georeferenced products.
@@ -894,7 +897,10 @@ def predict_scene(bundle_or_path: ModelBundle | str | os.PathLike[str],
         region: Region name for region-conditioned models (``None``: the "unknown" slot).
         write_probabilities: Also keep ``probabilities.tif`` (K float32 bands).
         outlines: Write ``outlines.gpkg``: polygons of the glacier class(es).
-        min_area_km2: Drop outline polygons smaller than this (km²).
+        min_area_km2: Drop outline polygons smaller than this (km²; default 0.01 km², the
+            RGI's minimum glacier size). Regions below it are removed from the class map
+            before polygonizing, so a speckled map does not become millions of polygons
+            (a random-weight model's 10000² map took more than 7 GB with 0). 0 keeps all.
         overwrite: Replace existing products (default False: refuse before any work).
         progress: Show a progress bar.
         align: ``False`` (default): the sources must share one grid
