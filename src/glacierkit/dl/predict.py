@@ -1137,7 +1137,7 @@ def _write_outlines(classes: np.ndarray, grid: Grid, names: Sequence[str], path:
 
 
 def _drop_small_regions(classes: np.ndarray, grid: Grid, keep: Sequence[int],
-                        min_area_km2: float) -> None:
+                        min_area_km2: float, *, band_rows: int = 1024) -> None:
     """Set 4-connected regions of the outlined classes below the area limit to nodata, in place.
 
     A pre-filter before polygonizing, so that a speckled class map does not turn into millions
@@ -1145,6 +1145,12 @@ def _drop_small_regions(classes: np.ndarray, grid: Grid, keep: Sequence[int],
     :func:`~glacierkit.io.vector.polygonize` (4-connectivity), whose area is its pixel count
     times the pixel area. On geographic grids the pixel area varies with latitude, so the
     limit is loosened by 20 % here and the exact geodesic filter on ``area_km2`` follows.
+
+    Works in bands of ``band_rows`` rows with a margin of ``min_px`` rows on each side: a
+    region of fewer than ``min_px`` pixels spans fewer than ``min_px`` rows, so it lies whole
+    inside the band of any of its pixels, and a band region that touches neither cut edge is
+    a whole region of the scene. Labels exist for one band at a time (a whole 10000 × 10000
+    speckled map labelled at once took 1.2 GB more).
     """
     from scipy import ndimage
 
@@ -1156,15 +1162,24 @@ def _drop_small_regions(classes: np.ndarray, grid: Grid, keep: Sequence[int],
     min_px = math.floor(slack * min_area_km2 / pixel_km2 * (1 - 1e-9))
     if min_px < 2:
         return
+    h = classes.shape[0]
+    margin = min_px
     four = ndimage.generate_binary_structure(2, 1)
     for c in keep:
-        labels, n = ndimage.label(classes == c, structure=four)
-        if n == 0:
-            continue
-        small = np.bincount(labels.ravel(), minlength=n + 1) < min_px
-        small[0] = False
-        classes[small[labels]] = CLASS_NODATA
-        del labels
+        for r0 in range(0, h, band_rows):
+            r1 = min(h, r0 + band_rows)
+            a0, a1 = max(0, r0 - margin), min(h, r1 + margin)
+            labels, n = ndimage.label(classes[a0:a1] == c, structure=four)
+            if n == 0:
+                continue
+            small = np.bincount(labels.ravel(), minlength=n + 1) < min_px
+            if a0 > 0:  # cut edge above: a region touching it may continue outside
+                small[labels[0]] = False
+            if a1 < h:  # cut edge below
+                small[labels[-1]] = False
+            small[0] = False  # label 0: the pixels of other classes
+            classes[r0:r1][small[labels[r0 - a0:r1 - a0]]] = CLASS_NODATA
+            del labels
 
 
 def _conditioning(bundle: ModelBundle, region: str | None
