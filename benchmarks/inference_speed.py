@@ -36,6 +36,7 @@ small scene with the real model.
 Usage::
 
     python benchmarks/inference_speed.py                            # 2048², tiny, both backends
+    python benchmarks/inference_speed.py --repeat 5 --no-outlines   # the overhead verdict
     python benchmarks/inference_speed.py --scene 1024 --json out.json
     python benchmarks/inference_speed.py --scene 10000 --backends onnx   # memory check
     python benchmarks/inference_speed.py --scene 10000 --backends onnx --model standin
