@@ -195,7 +195,8 @@ def _step_mapping(out: Path) -> tuple[list[Path], dict[str, Any], list[str]]:
     base = run_baseline([ed / "LE71400412000304SGS00_RGB.tif", ed / "LE71400412000304SGS00_B4.tif"],
                         [["red", "green", "blue"], ["nir"]], bdir, overwrite=True)
     raw = tomllib.loads(TEMPLATE)
-    raw["output"] = {"dir": str(mout / "glavitu"), "overwrite": True}
+    # Relative to the config's base (mout): a relative --out must not be joined twice.
+    raw["output"] = {"dir": "glavitu", "overwrite": True}
     # A short schedule for the demo; benchmarks/everest_mapping.py trains longer.
     raw["train"].update(epochs=4, samples_per_epoch=256, progress=False)
     rep = train_mapping(parse_config(raw, base=mout))

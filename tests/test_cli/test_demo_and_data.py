@@ -65,11 +65,12 @@ def test_data_path_unknown(capsys):
 
 
 @pytest.mark.slow
-def test_demo_mapping_step(tmp_path: Path, shared_data):
+def test_demo_mapping_step(tmp_path: Path, shared_data, monkeypatch):
     """The mapping demo step on the real Everest scene (trains a tiny GlaViTU: ~1–2 min)."""
     from glacierkit.demo import MAPPING_STEPS
 
-    (res,) = run_demo(tmp_path / "out", steps=list(MAPPING_STEPS))
+    monkeypatch.chdir(tmp_path)  # a relative output folder, as `make demo` passes
+    (res,) = run_demo(Path("out"), steps=list(MAPPING_STEPS))
     n = res.numbers
     assert 0.25 < n["test_part_share"] < 0.4
     # a trained model must do clearly better than chance (glacier share of the test part
