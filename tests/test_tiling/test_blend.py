@@ -14,6 +14,7 @@ from glacierkit.tiling import (
     blend_tiles,
     blend_weights,
     normalise,
+    sum_is_finite,
     tile_weights,
     weigh,
 )
@@ -143,3 +144,11 @@ def test_blend_tiles__bad_predictions():
         blend_tiles((20, 20), tiles, [np.ones((10, 10))])  # too few predictions
     out = blend_tiles((20, 20), tiles, [np.full((10, 10), 2.0)] * len(tiles), "gaussian")
     assert out.shape == (1, 20, 20) and np.allclose(out, 2.0)
+
+
+def test_sum_is_finite():
+    assert sum_is_finite(np.ones((3, 4), np.float32))
+    assert not sum_is_finite(np.array([1.0, np.nan]))
+    assert not sum_is_finite(np.array([-np.inf, 2.0], np.float32))
+    assert not sum_is_finite(np.array([np.inf, -np.inf]))
+    assert not sum_is_finite(np.full(4, 3e38, np.float32))  # overflow: not a proof either way

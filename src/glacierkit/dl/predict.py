@@ -66,6 +66,7 @@ from glacierkit.errors import (
 from glacierkit.io.grid import Grid, check_same_grid
 from glacierkit.io.raster import RasterReader, open_raster, read_grid
 from glacierkit.io.writer import check_output_path, open_writer, publish_file
+from glacierkit.tiling.blend import sum_is_finite
 from glacierkit.tiling.grid import Tile
 from glacierkit.tiling.run import ThreadExecutor, run_tiled
 
@@ -591,9 +592,7 @@ class _TileFunction:
         x *= self._inv_std
         # A finite sum proves every value finite (the usual case) without a mask; otherwise
         # one isfinite pass instead of nan_to_num's three (isnan, isposinf, isneginf).
-        with np.errstate(over="ignore", invalid="ignore"):
-            total = x.sum()
-        if np.isfinite(total):
+        if sum_is_finite(x):
             return x
         bad = np.isfinite(x)
         np.logical_not(bad, out=bad)
@@ -634,8 +633,7 @@ class _TileFunction:
             for a, sel in zip(arrays[sl], self.band_sel[gi], strict=True):
                 parts.append(a if sel is None else a[[b - 1 for b in sel]])
             raw = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
-            with np.errstate(over="ignore", invalid="ignore"):
-                complete = bool(np.isfinite(raw.sum()))  # no NaN anywhere: no mask needed
+            complete = sum_is_finite(raw)  # no NaN anywhere: no mask needed
             v = np.ones((h, w), dtype=bool) if complete else np.isfinite(raw).any(axis=0)
             if complete or v.any():
                 raws.append(raw)

@@ -17,6 +17,7 @@ from glacierkit.tiling.blend import (
     blend_tiles,
     blend_weights,
     normalise,
+    sum_is_finite,
     tile_weights,
     weigh,
 )
@@ -53,6 +54,7 @@ __all__ = [
     "make_executor",
     "normalise",
     "run_tiled",
+    "sum_is_finite",
     "tile_weights",
     "weigh",
 ]

@@ -146,6 +146,17 @@ def tile_weights(tile: Tile, method: TileBlend = "cosine", *,
     return w[rs, cs]
 
 
+def sum_is_finite(a: np.ndarray) -> bool:
+    """Whether the sum of ``a`` is finite, which proves every element finite.
+
+    A NaN or ±inf element makes the sum NaN or ±inf, so ``True`` is a proof at the cost of
+    one vectorised sum instead of an ``isfinite`` mask. ``False`` means some element is not
+    finite *or* the sum overflowed: check element-wise then.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        return bool(np.isfinite(a.sum()))
+
+
 def weigh(values: np.ndarray, weights: np.ndarray, *,
           dtype: str | np.dtype = "float64") -> tuple[np.ndarray, np.ndarray]:
     """Weighted contribution of one tile, treating NaN values as missing.
@@ -173,11 +184,7 @@ def weigh(values: np.ndarray, weights: np.ndarray, *,
                          f"{weights.shape[1]}); got {np.shape(values)}.")
     # One pass and one array: the inputs are cast to ``dt`` inside the multiplication.
     weighted = np.multiply(v, weights, dtype=dt)
-    # A finite sum proves every term finite (a NaN or ±inf term makes the sum non-finite),
-    # at a fraction of the cost of an isfinite mask; only otherwise build the mask.
-    with np.errstate(over="ignore", invalid="ignore"):
-        total = weighted.sum()
-    if np.isfinite(total):
+    if sum_is_finite(weighted):  # the usual case, without a mask
         return weighted, weights
     finite = np.isfinite(weighted)
     if finite.all():  # the sum overflowed, the terms did not
