@@ -241,7 +241,8 @@ def read_points(path: str | os.PathLike[str] | pd.DataFrame, *, vocabulary: Voca
         ``report["dropped_nan"]``.
 
     Raises:
-        DatasetNotFoundError, InputError (unknown labels, missing columns, no rows left).
+        DatasetNotFoundError: A file is missing.
+        InputError: Unknown labels, missing columns, or no rows left.
     """
     report: dict[str, Any] = {}
     if isinstance(path, pd.DataFrame):

@@ -880,21 +880,21 @@ def velocity_qa(vx: Any, vy: Any, *, stable: Any, ice: Any = None, gps: Any = No
         ``strain_units`` (1/day or 1/yr), shares are 0–1. Keys:
 
         * ``units``, ``n_pixels``, ``invalid_share`` (whole map: vx or vy invalid, GLAFT's
-          invalid-pixel share);
+            invalid-pixel share);
         * ``stable_n_pixels``, ``stable_n_valid``, ``stable_invalid_share`` (over the stable
-          mask), ``stable_{median,nmad,std,rmse}_{x,y}`` (:func:`stable_ground_stats`);
+            mask), ``stable_{median,nmad,std,rmse}_{x,y}`` (:func:`stable_ground_stats`);
         * ``sav_dx``, ``sav_dy`` (δu, δv half-widths), ``sav_peak_x``, ``sav_peak_y`` (KDE
-          peak: the bias), ``sav_incorrect_share``, ``sav_n``, ``sav_bandwidth``
-          (:func:`static_area_metric`);
+            peak: the bias), ``sav_incorrect_share``, ``sav_n``, ``sav_bandwidth``
+            (:func:`static_area_metric`);
         * with ``ice``: ``strain_units``, ``strain_normal`` (δx'x'), ``strain_shear``
-          (δx'y'), ``strain_peak_normal``, ``strain_peak_shear``, ``strain_incorrect_share``,
-          ``strain_n``, ``strain_scale`` (``"glaft-sobel"`` or ``"gradient"``),
-          ``flow_kernel_px``, ``ice_n_pixels``, ``ice_invalid_share``;
+            (δx'y'), ``strain_peak_normal``, ``strain_peak_shear``, ``strain_incorrect_share``,
+            ``strain_n``, ``strain_scale`` (``"glaft-sobel"`` or ``"gradient"``),
+            ``flow_kernel_px``, ``ice_n_pixels``, ``ice_invalid_share``;
         * with ``gps``: ``gps_n`` (stations compared), ``gps_n_stations``,
-          ``gps_rmse_{vx,vy,speed}``, ``gps_mean_d{vx,vy,speed}`` (map − GPS),
-          ``gps_bias_removed``, ``gps_window_px``, ``gps_dates`` (when the file has them) and
-          ``gps_stations`` (one dict per station, see
-          :class:`~glacierkit.velocity.gps.GPSComparison`);
+            ``gps_rmse_{vx,vy,speed}``, ``gps_mean_d{vx,vy,speed}`` (map − GPS),
+            ``gps_bias_removed``, ``gps_window_px``, ``gps_dates`` (when the file has them) and
+            ``gps_stations`` (one dict per station, see
+            :class:`~glacierkit.velocity.gps.GPSComparison`);
         * ``params`` and ``inputs`` (what was used).
 
     Raises:
