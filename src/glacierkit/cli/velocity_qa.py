@@ -1,4 +1,4 @@
-"""``glacierkit velocity-qa VX VY --stable POLY [--ice POLY] [--gps CSV] [--json]``.
+"""``glacierkit velocity-qa VX [VY] --stable POLY [--ice POLY] [--gps CSV] [--json]``.
 
 Quality of a velocity map: stable-ground statistics, the GLAFT static-area and along-flow
 strain-rate metrics (Zheng et al. 2023, https://doi.org/10.5194/tc-17-4063-2023) and a
@@ -84,8 +84,9 @@ def _print_report(r: dict[str, Any]) -> None:
 def velocity_qa(
     vx: Path = typer.Argument(..., metavar="VX", help="East velocity component (GeoTIFF; "
                               "or glacierkit's velocity.tif, band vx)."),
-    vy: Path = typer.Argument(..., metavar="VY",
-                              help="North velocity component (same grid)."),
+    vy: Path | None = typer.Argument(None, metavar="[VY]",
+                                     help="North velocity component (same grid); not needed "
+                                     "when VX is glacierkit's velocity.tif (bands vx, vy)."),
     stable: Path = typer.Option(..., "--stable", help="Stable-ground polygons."),
     ice: Path | None = typer.Option(None, "--ice", help="On-ice polygons (strain-rate metric)."),
     gps: Path | None = typer.Option(None, "--gps", help="GPS velocities or positions (CSV)."),

@@ -114,7 +114,8 @@ class PredictResult:
         probabilities: ``probabilities.tif`` (K float32 bands), or ``None``.
         entropy: ``entropy.tif``: predictive entropy (nats) of the MC-dropout mean, or
             ``None`` without MC dropout.
-        outlines: ``outlines.gpkg`` (polygons with ``class``, ``class_name``, ``area_km2``), or
+        outlines: ``outlines.gpkg`` (layer ``outlines``: polygons with ``class``,
+            ``class_name``, ``area_km2``; layer ``footprint``: the classified area), or
             ``None``.
         backend: ``"onnx"`` or ``"torch"``.
         device: ``"cpu"`` or the torch device used.
@@ -1120,17 +1121,19 @@ def predict_scene(bundle_or_path: ModelBundle | str | os.PathLike[str],
 
 def _write_outlines(classes: np.ndarray, grid: Grid, names: Sequence[str], path: Path,
                     min_area_km2: float) -> tuple[Path, int]:
-    from glacierkit.io.vector import polygonize, write_vector
+    from glacierkit.io.vector import footprint_frame, polygonize, write_outlines
 
     keep = _outline_classes(names)
     ignore = tuple(i for i in range(len(names)) if i not in keep)
+    # Where the scene was classified, before small regions are set to nodata below.
+    footprint = footprint_frame(classes != CLASS_NODATA, grid)
     if min_area_km2 > 0:
         _drop_small_regions(classes, grid, keep, min_area_km2)
     gdf = polygonize(classes, grid, class_names=dict(enumerate(names)), ignore=ignore,
                      nodata=CLASS_NODATA)
     if min_area_km2 > 0 and len(gdf):
         gdf = gdf[gdf["area_km2"] >= min_area_km2].reset_index(drop=True)
-    write_vector(gdf, path, layer="outlines")
+    write_outlines(gdf, path, footprint=footprint)
     return path, len(gdf)
 
 

@@ -836,7 +836,7 @@ def _gps_section(ax: np.ndarray, ay: np.ndarray, grid: Grid, gps: Any, u: str, *
     return out, label
 
 
-def velocity_qa(vx: Any, vy: Any, *, stable: Any, ice: Any = None, gps: Any = None,
+def velocity_qa(vx: Any, vy: Any = None, *, stable: Any, ice: Any = None, gps: Any = None,
                 units: str | None = None, align: str | Grid | None = None,
                 sigma: float = 2.0, gridsize: int = 60, all_touched: bool = False,
                 normalize_strain: bool = False, flow_window_m: float = 1500.0,
@@ -853,7 +853,9 @@ def velocity_qa(vx: Any, vy: Any, *, stable: Any, ice: Any = None, gps: Any = No
     Args:
         vx: East component: a :class:`~glacierkit.io.Raster` or a raster path (a band named
             ``vx`` of a multi-band file, e.g. glacierkit's ``velocity.tif``).
-        vy: North component, same grid (band ``vy`` of a multi-band file).
+        vy: North component, same grid (band ``vy`` of a multi-band file). ``None``
+            (default): band ``vy`` of the same file as ``vx``, which must then have bands
+            named ``vx`` and ``vy`` (as glacierkit's ``velocity.tif`` has).
         stable: Stable ground: polygons (GeoDataFrame or vector path) or a boolean mask
             ``(rows, cols)`` on the map's grid.
         ice: On-ice area for the strain-rate metric, likewise (optional).
@@ -904,7 +906,15 @@ def velocity_qa(vx: Any, vy: Any, *, stable: Any, ice: Any = None, gps: Any = No
     """
     from glacierkit.io import check_or_align
 
-    both = check_or_align({"vx": _as_raster(vx, "vx"), "vy": _as_raster(vy, "vy")}, align=align)
+    rvx = _as_raster(vx, "vx")
+    if vy is None:
+        if not {"vx", "vy"} <= set(rvx.band_names):
+            raise InputError(f"{rvx.path or 'vx'} has bands {list(rvx.band_names)}, not bands "
+                             "named 'vx' and 'vy'; give the north component (VY) as well.")
+        rvy = rvx
+    else:
+        rvy = _as_raster(vy, "vy")
+    both = check_or_align({"vx": rvx, "vy": rvy}, align=align)
     rx, ry = both["vx"], both["vy"]
     grid = rx.grid
     ax, tx = _component(rx, "vx")
