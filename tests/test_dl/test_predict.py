@@ -307,11 +307,18 @@ def test_outlines_and_min_area(scene, standin, tmp_path):
     import geopandas as gpd
 
     _, _, gkm = standin
+    from glacierkit.io.vector import read_footprint
+
     r = _run(gkm, scene["clean"], tmp_path, "o1", backend="onnx", min_area_km2=0.0)
-    gdf = gpd.read_file(r.outlines)
+    gdf = gpd.read_file(r.outlines, layer="outlines")
     cls, _, _, _ = _read(r.classes)
     assert len(gdf) == r.n_outlines > 0 and set(gdf["class_name"]) == {"glacier"}
     assert gdf.crs.to_epsg() == 32645
+    # The footprint layer is the classified area (here the whole scene).
+    fp = read_footprint(r.outlines)
+    assert len(fp) == 1 and fp.crs.to_epsg() == 32645
+    assert fp["n_valid_px"][0] == (cls != 255).sum()
+    assert math.isclose(fp.geometry.area[0], (cls != 255).sum() * RES * RES, rel_tol=1e-9)
     assert math.isclose(gdf["area_km2"].sum(), (cls == 1).sum() * RES * RES / 1e6,
                         rel_tol=1e-9)
     big = gdf["area_km2"].max()
@@ -458,7 +465,7 @@ def test_three_classes(scene, tmp_path):
     assert np.abs(p[2][far] - whole[2].numpy()[far]).max() < 1e-3
     import geopandas as gpd
 
-    names = set(gpd.read_file(r.outlines)["class_name"])
+    names = set(gpd.read_file(r.outlines, layer="outlines")["class_name"])
     assert names <= {"clean_ice", "debris"} and names  # background never outlined
 
 

@@ -4,7 +4,8 @@
   (``map train --template-config`` prints a commented template).
 * ``map predict MODEL SOURCES… -o OUT`` — full-scene tiled prediction: ``classes.tif``,
   ``confidence.tif``, ``outlines.gpkg``.
-* ``map evaluate PRED REF [--json]`` — IoU, precision, recall, F1, area and boundary deviation.
+* ``map evaluate PRED REF [--extent FILE] [--json]`` — IoU, precision, recall, F1, area and
+  boundary deviation where both are defined (area outside it reported).
 * ``map baseline SOURCES… -o OUT`` — the classic band-ratio / NDSI / brightness threshold.
 
 SOURCES are ``GROUP=FILE[,FILE…]`` (e.g. ``optical=rgb.tif,nir.tif dem=dem.tif``); with a
@@ -144,22 +145,34 @@ def evaluate(
     positive: int = typer.Option(1, "--positive", help="Glacier class value in rasters."),
     resolution: float = typer.Option(10.0, "--resolution",
                                      help="Grid (m) for two outline files."),
+    extent: Path | None = typer.Option(
+        None, "--extent", help="Evaluate only inside this area: a polygon file (its footprint "
+        "layer if it has one) or a raster whose valid pixels are the area. Default: the "
+        "rasters' valid pixels and the footprint layer glacierkit writes into outlines.gpkg."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
-    """Compare predicted with reference outlines: IoU, F1, area and boundary deviation."""
+    """Compare predicted with reference outlines: IoU, F1, area and boundary deviation.
+
+    Only ground where both are defined is compared; reference (and predicted) glacier area
+    outside it is reported as ref_area_outside_km2 (pred_area_outside_km2), not scored.
+    """
     from glacierkit.metrics.outlines import evaluate_outlines
 
-    r = evaluate_outlines(pred, ref, positive=positive, resolution_m=resolution)
+    r = evaluate_outlines(pred, ref, positive=positive, resolution_m=resolution,
+                          extent=extent)
     if as_json:
         typer.echo(json.dumps(jsonable(r)))
         return
-    t = Table(title=f"outline evaluation ({r['mode']})", title_justify="left")
+    t = Table(title=f"outline evaluation ({r['mode']}) over {r['extent']}",
+              title_justify="left")
     t.add_column("quantity")
     t.add_column("value", justify="right")
     t.add_column("units")
     for k, u in (("iou", ""), ("precision", ""), ("recall", ""), ("f1", ""),
                  ("area_ref_km2", "km²"), ("area_pred_km2", "km²"), ("area_dev_km2", "km²"),
-                 ("area_dev_pct", "% of reference"), ("boundary_mean_m", "m"),
+                 ("area_dev_pct", "% of reference"),
+                 ("ref_area_outside_km2", "km², not scored"),
+                 ("pred_area_outside_km2", "km², not scored"), ("boundary_mean_m", "m"),
                  ("boundary_p95_m", "m"), ("boundary_hausdorff_m", "m"),
                  ("n_pixels", "px")):
         v = r.get(k)

@@ -118,10 +118,13 @@ def describe_vector(path: Path) -> dict[str, Any]:
     """Vector part of :func:`describe`."""
     import pyogrio
 
+    from glacierkit.io.vector import default_layer
+
     try:
-        meta = pyogrio.read_info(path)
+        layer = default_layer(path)  # the outlines of a glacierkit outline file
+        meta = pyogrio.read_info(path, layer=layer)
         # read_info returns no geometry types beyond the layer's declared one; read them.
-        gdf = pyogrio.read_dataframe(path, columns=[])
+        gdf = pyogrio.read_dataframe(path, layer=layer, columns=[])
     except Exception as e:
         raise VectorReadError(f"cannot read {path} as a vector file: {e}") from e
     crs = None

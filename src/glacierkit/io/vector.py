@@ -3,6 +3,12 @@
 Vectors may be reprojected freely (exact up to densification; logged); rasters never are here.
 Files: Shapefile, GeoPackage, GeoJSON and anything else GDAL/OGR reads, via geopandas with the
 pyogrio engine. Written outlines are GeoPackages, written atomically.
+
+Outline files written by glacierkit (:func:`write_outlines`) hold two layers: ``outlines``
+(the polygons; the first layer, read by default) and ``footprint`` (one polygon: the area where
+the outlines were mapped, i.e. the valid pixels of the classified scene, with the grid as
+attributes). An outline file alone cannot tell "no glacier here" from "not mapped here"; the
+footprint can, and outline evaluation (:func:`glacierkit.metrics.evaluate_outlines`) clips to it.
 """
 
 from __future__ import annotations
@@ -32,6 +38,43 @@ from glacierkit.io.writer import check_output_path, publish_file
 
 log = logging.getLogger(__name__)
 
+OUTLINES_LAYER = "outlines"
+"""Layer of a glacierkit outline file holding the outline polygons (its first layer)."""
+
+FOOTPRINT_LAYER = "footprint"
+"""Layer of a glacierkit outline file holding the mapped area (see :func:`write_outlines`)."""
+
+
+def _layer_names(p: Path) -> list[str]:
+    import pyogrio
+
+    try:
+        return [str(n) for n in pyogrio.list_layers(p)[:, 0]]
+    except Exception as e:  # pyogrio raises DataSourceError etc.
+        raise VectorReadError(f"cannot read {p} as a vector file: {e}") from e
+
+
+def default_layer(path: str | os.PathLike[str]) -> str | None:
+    """The layer :func:`read_vector` reads when none is named.
+
+    Returns:
+        ``"outlines"`` for a glacierkit outline file (layers ``outlines`` and ``footprint``),
+        None for a single-layer file, else the first layer (logged as a warning that names
+        the others).
+
+    Raises:
+        VectorReadError: the file cannot be opened as a vector file.
+    """
+    p = Path(path)
+    layers = _layer_names(p)
+    if OUTLINES_LAYER in layers and FOOTPRINT_LAYER in layers:
+        return OUTLINES_LAYER  # a glacierkit outline file: never mix in the footprint
+    if len(layers) > 1:
+        log.warning("%s has %d layers (%s); reading the first, %r. Pass layer= to read "
+                    "another one.", p, len(layers), ", ".join(layers), layers[0])
+        return layers[0]
+    return None
+
 
 def read_vector(path: str | os.PathLike[str], *, layer: str | int | None = None,
                 crs: str | int | None = None) -> gpd.GeoDataFrame:
@@ -39,7 +82,9 @@ def read_vector(path: str | os.PathLike[str], *, layer: str | int | None = None,
 
     Args:
         path: Vector file.
-        layer: Layer name or index for multi-layer files (GeoPackage).
+        layer: Layer name or index for multi-layer files (GeoPackage). Default: the
+            ``outlines`` layer of a glacierkit outline file (never its ``footprint``), else the
+            first layer (a warning names the others when there are several).
         crs: CRS to *assign* when the file has none (never reprojects). Without it, a file
             with no CRS raises :class:`CRSError`.
 
@@ -51,6 +96,8 @@ def read_vector(path: str | os.PathLike[str], *, layer: str | int | None = None,
     p = Path(path)
     if not p.exists():
         raise DatasetNotFoundError(f"vector file {p} does not exist.")
+    if layer is None:
+        layer = default_layer(p)
     try:
         gdf = gpd.read_file(p, layer=layer, engine="pyogrio")
     except Exception as e:  # pyogrio raises DataSourceError/DataLayerError etc.
@@ -190,24 +237,139 @@ def polygonize(classes: np.ndarray, grid: Grid, *, class_names: Mapping[int, str
 
 
 def write_vector(gdf: gpd.GeoDataFrame, path: str | os.PathLike[str], *,
-                 layer: str | None = None, overwrite: bool = False) -> Path:
+                 layer: str | None = None, overwrite: bool = False,
+                 extra_layers: Mapping[str, gpd.GeoDataFrame] | None = None) -> Path:
     """Write a GeoDataFrame atomically (temp file, then rename); GeoPackage by extension.
+
+    Args:
+        gdf: Features of the first layer (the one readers open by default).
+        path: Output file (.gpkg, .geojson, .json or .fgb).
+        layer: Name of the first layer (default: the file stem).
+        overwrite: Replace an existing file.
+        extra_layers: ``{name: features}`` written after the first layer, into the same
+            file (GeoPackage only).
 
     Raises:
         OutputExistsError: ``path`` exists and ``overwrite`` is False.
+        InputError: not a single-file format, or extra layers for a non-GeoPackage file.
     """
     p = check_output_path(path, overwrite=overwrite)
     if p.suffix.lower() not in (".gpkg", ".geojson", ".json", ".fgb"):
         raise InputError(f"write_vector writes single-file formats (.gpkg, .geojson, .fgb) so "
                          f"that the write is atomic; got {p.name}.")
+    extra = dict(extra_layers or {})
+    if extra and p.suffix.lower() != ".gpkg":
+        raise InputError(f"only GeoPackages hold several layers; write {p.name} as .gpkg or "
+                         f"drop the extra layers ({', '.join(extra)}).")
+    first = layer or p.stem
+    if first in extra:
+        raise InputError(f"layer name {first!r} given twice; extra layers must differ from "
+                         f"the first layer's name.")
     fd, tmp = tempfile.mkstemp(prefix=f".{p.stem}.", suffix=p.suffix, dir=p.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     tmp_path.unlink()  # OGR wants to create the file itself
     try:
-        gdf.to_file(tmp_path, layer=layer or p.stem, engine="pyogrio")
+        gdf.to_file(tmp_path, layer=first, engine="pyogrio")
+        for name, g in extra.items():
+            g.to_file(tmp_path, layer=name, engine="pyogrio")
         publish_file(tmp_path, p)
     finally:
         tmp_path.unlink(missing_ok=True)
     log.info("wrote %s (%d features)", p, len(gdf))
     return p
+
+
+def valid_footprint(valid: np.ndarray, grid: Grid) -> shapely.Geometry:
+    """Polygon(s) covering the True pixels of ``valid``, along pixel edges, in the grid's CRS.
+
+    Args:
+        valid: Boolean ``(rows, cols)`` on ``grid``, True = valid data.
+        grid: Its grid (any affine transform).
+
+    Returns:
+        The four grid corners as one polygon when every pixel is valid (cheap, exact);
+        otherwise the union of the 4-connected valid regions (holes where nodata is enclosed);
+        an empty polygon when no pixel is valid.
+    """
+    v = np.asarray(valid, dtype=bool)
+    if v.shape != grid.shape:
+        raise InputError(f"valid mask shape {v.shape} does not match grid shape {grid.shape}.")
+    if v.all():
+        t, (h, w) = grid.transform, grid.shape
+        return shapely.Polygon([t @ (0, 0), t @ (w, 0), t @ (w, h), t @ (0, h)])
+    if not v.any():
+        return shapely.Polygon()
+    # A bool array is one byte per pixel: viewing it as uint8 copies nothing.
+    parts = [shapely.geometry.shape(geom) for geom, _ in
+             features.shapes(v.view(np.uint8), mask=v, transform=grid.transform,
+                             connectivity=4)]
+    return shapely.union_all(parts)
+
+
+def footprint_frame(valid: np.ndarray, grid: Grid) -> gpd.GeoDataFrame:
+    """The footprint layer of an outline file: one valid-data polygon and its grid.
+
+    Args:
+        valid: Boolean ``(rows, cols)`` on ``grid``, True = pixels that were classified.
+        grid: The classified scene's grid.
+
+    Returns:
+        One-row GeoDataFrame in the grid's CRS with the polygon of :func:`valid_footprint` and
+        the attributes ``width``, ``height`` (px), ``transform`` (the six affine coefficients
+        a, b, c, d, e, f, comma-separated, CRS units), ``res_x``, ``res_y`` (CRS units),
+        ``n_valid_px`` and ``area_km2`` (of the polygon).
+    """
+    geom = valid_footprint(valid, grid)
+    crs = grid.crs.to_wkt() if grid.crs is not None else None
+    rx, ry = grid.res
+    gdf = gpd.GeoDataFrame(
+        {"width": [grid.width], "height": [grid.height],
+         "transform": [",".join(repr(float(c)) for c in tuple(grid.transform)[:6])],
+         "res_x": [float(rx)], "res_y": [float(ry)],
+         "n_valid_px": [int(np.count_nonzero(valid))]},
+        geometry=[geom], crs=crs)
+    gdf["area_km2"] = area_km2(gdf) if crs is not None else shapely.area(geom) / 1e6
+    return gdf
+
+
+def write_outlines(gdf: gpd.GeoDataFrame, path: str | os.PathLike[str], *,
+                   footprint: gpd.GeoDataFrame, overwrite: bool = False) -> Path:
+    """Write an outline GeoPackage: layer ``outlines`` (first) and layer ``footprint``.
+
+    Args:
+        gdf: Outline polygons.
+        path: ``.gpkg`` file.
+        footprint: The mapped area, from :func:`footprint_frame`; same CRS as ``gdf``.
+        overwrite: Replace an existing file.
+
+    Raises:
+        OutputExistsError: ``path`` exists and ``overwrite`` is False.
+        CRSError: the footprint's CRS differs from the outlines' CRS.
+    """
+    if (gdf.crs is None) != (footprint.crs is None) or (
+            gdf.crs is not None and ProjCRS.from_user_input(gdf.crs)
+            != ProjCRS.from_user_input(footprint.crs)):
+        raise CRSError(f"the footprint's CRS ({footprint.crs}) differs from the outlines' CRS "
+                       f"({gdf.crs}); build both from the same grid.")
+    return write_vector(gdf, path, layer=OUTLINES_LAYER, overwrite=overwrite,
+                        extra_layers={FOOTPRINT_LAYER: footprint})
+
+
+def read_footprint(path: str | os.PathLike[str], *,
+                   crs: str | int | None = None) -> gpd.GeoDataFrame | None:
+    """The ``footprint`` layer of an outline file, or None when the file has none.
+
+    Args:
+        path: Vector file.
+        crs: CRS to assign when the file has none (as :func:`read_vector`).
+
+    Raises:
+        DatasetNotFoundError, VectorReadError, CRSError: as :func:`read_vector`.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise DatasetNotFoundError(f"vector file {p} does not exist.")
+    if FOOTPRINT_LAYER not in _layer_names(p):
+        return None
+    return read_vector(p, layer=FOOTPRINT_LAYER, crs=crs)

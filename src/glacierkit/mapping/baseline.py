@@ -210,7 +210,9 @@ def run_baseline(paths: Sequence[str | os.PathLike[str]], band_names: Sequence[S
     """``glacierkit map baseline``: classify rasters and write georeferenced products.
 
     Writes ``classes.tif`` (uint8: 0 off-glacier, 1 glacier, 255 nodata; colour table),
-    ``outlines.gpkg`` (glacier polygons with ``area_km2``) and ``baseline.json`` (the
+    ``outlines.gpkg`` (layer ``outlines``: glacier polygons with ``area_km2``; layer
+    ``footprint``: the valid-data area, :func:`glacierkit.io.vector.write_outlines`) and
+    ``baseline.json`` (the
     ``info`` of :func:`baseline_classes` plus the glacier area) into ``out_dir``.
 
     Args:
@@ -227,7 +229,7 @@ def run_baseline(paths: Sequence[str | os.PathLike[str]], band_names: Sequence[S
     from pathlib import Path
 
     from glacierkit.io import check_same_grid, open_raster, polygonize, write_raster
-    from glacierkit.io.vector import write_vector
+    from glacierkit.io.vector import footprint_frame, write_outlines
     from glacierkit.io.writer import check_output_path
 
     if len(paths) != len(band_names):
@@ -261,7 +263,9 @@ def run_baseline(paths: Sequence[str | os.PathLike[str]], band_names: Sequence[S
                  colormap={0: (0, 0, 0, 0), 1: (80, 170, 255, 255), NODATA: (0, 0, 0, 0)},
                  overwrite=overwrite)
     gdf = polygonize(classes, grid, class_names={1: "glacier"}, ignore=(0,), nodata=NODATA)
-    write_vector(gdf, targets["outlines"], overwrite=overwrite)
+    # The footprint layer records where the scene was classified (outline evaluation clips to it).
+    write_outlines(gdf, targets["outlines"], footprint=footprint_frame(classes != NODATA, grid),
+                   overwrite=overwrite)
     info = {**info, "glacier_km2": float(gdf["area_km2"].sum()) if len(gdf) else 0.0,
             "paths": {k: str(v) for k, v in targets.items()}}
     tmp = targets["report"].with_suffix(".json.tmp")

@@ -39,6 +39,19 @@ point (empty, or glacier everywhere) the three are NaN.
 For two equal squares of side ``L`` offset by ``d ≤ L/2`` along x the pooled mean is exactly
 ``d/2`` (polygons, and square pixels with ``d`` a whole number of pixels); the 95th percentile
 and the Hausdorff distance are ``d``.
+
+*Evaluated extent*. Both inputs are compared only where both are defined. A class raster is
+defined on its valid pixels. An outline file alone has no extent of its own (no polygon may
+mean "no glacier" or "not mapped"), so its extent is the ``footprint`` layer that glacierkit
+writes with its outlines (:func:`glacierkit.io.vector.write_outlines`) when present, and an
+explicit ``extent`` (polygons, or a raster whose valid pixels are the extent) restricts the
+comparison further. Everything outside the intersection of these is clipped away: pixels
+outside it are not evaluated, polygons are cut at its edge, and the edge itself is not an
+outline boundary (no boundary distance is measured along it, as for pixels next to nodata).
+The glacier area clipped away is reported: ``ref_area_outside_km2`` and
+``pred_area_outside_km2`` (pixel counts for rasters, polygon areas for outlines) and logged
+(a warning above 1 % of that input's area). Two outline files with no footprint and no
+``extent`` are compared over the union of both (with a warning that names ``extent``).
 """
 
 from __future__ import annotations
@@ -59,7 +72,14 @@ from scipy import ndimage
 from glacierkit.errors import CRSError, InputError
 from glacierkit.io.grid import Grid, check_same_grid
 from glacierkit.io.raster import Raster, open_raster
-from glacierkit.io.vector import area_km2, rasterize, read_vector, to_grid_crs
+from glacierkit.io.vector import (
+    area_km2,
+    rasterize,
+    read_footprint,
+    read_vector,
+    to_grid_crs,
+    valid_footprint,
+)
 from glacierkit.metrics.segmentation import IGNORE_INDEX, ConfusionMatrix
 
 log = logging.getLogger(__name__)
@@ -216,15 +236,36 @@ def sample_boundary(geom: shapely.Geometry, spacing: float) -> np.ndarray:
     return shapely.points(np.interp(at, pos, coords[:, 0]), np.interp(at, pos, coords[:, 1]))
 
 
-def _segments(geom: shapely.Geometry) -> np.ndarray:
-    coords, idx = shapely.get_coordinates(shapely.get_parts(shapely.boundary(geom)),
-                                          return_index=True)
+def _line_segments(lines: shapely.Geometry) -> np.ndarray:
+    coords, idx = shapely.get_coordinates(shapely.get_parts(lines), return_index=True)
     same = idx[1:] == idx[:-1]
     return shapely.linestrings(np.stack([coords[:-1][same], coords[1:][same]], axis=1))
 
 
-def _distances_to_boundary(points: np.ndarray, geom: shapely.Geometry) -> np.ndarray:
-    segs = _segments(geom)
+def _segments(geom: shapely.Geometry) -> np.ndarray:
+    return _line_segments(shapely.boundary(geom))
+
+
+def _near(geoms: np.ndarray, tree: shapely.STRtree, tol: float) -> np.ndarray:
+    out = np.zeros(len(geoms), dtype=bool)
+    if len(geoms):
+        out[tree.query(geoms, predicate="dwithin", distance=tol)[0]] = True
+    return out
+
+
+def _off_edge(points: np.ndarray, segs: np.ndarray, edge: shapely.Geometry | None,
+              tol: float) -> tuple[np.ndarray, np.ndarray]:
+    """Drop boundary points and segments lying on ``edge`` (within ``tol``)."""
+    if edge is None or edge.is_empty:
+        return points, segs
+    tree = shapely.STRtree(_line_segments(edge))
+    on = (_near(shapely.get_point(segs, 0), tree, tol) & _near(shapely.get_point(segs, 1),
+                                                               tree, tol)
+          & _near(shapely.line_interpolate_point(segs, 0.5, normalized=True), tree, tol))
+    return points[~_near(points, tree, tol)], segs[~on]
+
+
+def _distances_to_segments(points: np.ndarray, segs: np.ndarray) -> np.ndarray:
     tree = shapely.STRtree(segs)
     (src, _), dist = tree.query_nearest(points, return_distance=True, all_matches=False)
     out = np.full(len(points), np.nan)
@@ -233,7 +274,8 @@ def _distances_to_boundary(points: np.ndarray, geom: shapely.Geometry) -> np.nda
 
 
 def polygon_boundary_distances(pred: Any, ref: Any, *, spacing: float,
-                               unit_m: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+                               unit_m: float = 1.0, edge: shapely.Geometry | None = None,
+                               ) -> tuple[np.ndarray, np.ndarray]:
     """Distances between the boundaries of two sets of polygons in one projected CRS.
 
     Args:
@@ -241,16 +283,23 @@ def polygon_boundary_distances(pred: Any, ref: Any, *, spacing: float,
         ref: Reference outline, same kinds.
         spacing: Sampling step along the boundaries (CRS units), see :func:`sample_boundary`.
         unit_m: Metres per CRS unit.
+        edge: Optional line(s), CRS units: the edge of the evaluated extent the outlines were
+            clipped to. Boundary points and segments lying on it (within ``spacing / 1000``)
+            are no outline boundary: they are neither measured nor measured to.
 
     Returns:
         ``(d_pred, d_ref)``: distances (m) of PRED's boundary samples to REF's boundary line
-        and vice versa; both empty when either outline is empty.
+        and vice versa; both empty when either outline has no boundary (off the edge).
     """
     gp, gr = _dissolve(pred), _dissolve(ref)
     if gp.is_empty or gr.is_empty:
         return np.empty(0), np.empty(0)
-    sp, sr = sample_boundary(gp, spacing), sample_boundary(gr, spacing)
-    return (_distances_to_boundary(sp, gr) * unit_m, _distances_to_boundary(sr, gp) * unit_m)
+    tol = spacing * 1e-3
+    sp, segp = _off_edge(sample_boundary(gp, spacing), _segments(gp), edge, tol)
+    sr, segr = _off_edge(sample_boundary(gr, spacing), _segments(gr), edge, tol)
+    if not (len(sp) and len(sr) and len(segp) and len(segr)):
+        return np.empty(0), np.empty(0)
+    return (_distances_to_segments(sp, segr) * unit_m, _distances_to_segments(sr, segp) * unit_m)
 
 
 def summarize_boundary_distances(d_pred: np.ndarray, d_ref: np.ndarray) -> dict[str, float]:
@@ -295,6 +344,7 @@ class _RasterIn:
 class _VectorIn:
     gdf: gpd.GeoDataFrame
     name: str
+    footprint: gpd.GeoDataFrame | None = None  # the file's recorded mapped area
 
 
 def _class_mask(values: np.ndarray, valid: np.ndarray, positive: tuple[int, ...],
@@ -332,7 +382,7 @@ def _load(obj: Any, name: str, positive: tuple[int, ...], band: int) -> _RasterI
     if isinstance(obj, str | os.PathLike):
         p = Path(obj)
         if p.suffix.lower() in VECTOR_SUFFIXES:
-            return _VectorIn(read_vector(p), str(p))
+            return _VectorIn(read_vector(p), str(p), read_footprint(p))
         r = open_raster(p, bands=[band], as_float=False)
         if not (np.issubdtype(r.data.dtype, np.integer) or np.issubdtype(r.data.dtype,
                                                                           np.floating)):
@@ -391,11 +441,75 @@ def _dissolved_area_km2(gdf: gpd.GeoDataFrame) -> float:
     return float(area_km2(gpd.GeoDataFrame(geometry=[geom], crs=gdf.crs))[0])
 
 
+def _geom_area_km2(geom: shapely.Geometry, crs: Any) -> float:
+    if geom.is_empty:
+        return 0.0
+    return float(area_km2(gpd.GeoDataFrame(geometry=[geom], crs=crs))[0])
+
+
+def _frame(geom: shapely.Geometry, crs: Any) -> gpd.GeoDataFrame:
+    return gpd.GeoDataFrame(geometry=[geom], crs=crs)
+
+
+def _load_extent(obj: Any, band: int) -> tuple[gpd.GeoDataFrame, str]:
+    """The extent polygons and a description of where they come from."""
+    def from_raster(valid: np.ndarray, grid: Grid, name: str) -> tuple[gpd.GeoDataFrame, str]:
+        if grid.crs is None:
+            raise CRSError(f"the extent raster {name} has no CRS; give a georeferenced raster "
+                           f"or a polygon file.")
+        geom = valid_footprint(valid, grid)
+        if geom.is_empty:
+            raise InputError(f"the extent raster {name} has no valid pixel; its valid pixels "
+                             f"are the extent, so give a raster with data there.")
+        return _frame(geom, grid.crs.to_wkt()), f"the valid pixels of {name}"
+
+    if isinstance(obj, gpd.GeoSeries):
+        obj = gpd.GeoDataFrame(geometry=obj)
+    if isinstance(obj, gpd.GeoDataFrame):
+        if len(obj) == 0 or obj.geometry.is_empty.all():
+            raise InputError("the extent polygons are empty (no geometry).")
+        if obj.crs is None:
+            raise CRSError("the extent polygons have no CRS; set one with gdf.set_crs(...).")
+        return obj, "the extent polygons"
+    if isinstance(obj, Raster):
+        return from_raster(obj.valid[band - 1], obj.grid, "<Raster>")
+    if isinstance(obj, str | os.PathLike):
+        p = Path(obj)
+        if p.suffix.lower() in VECTOR_SUFFIXES:
+            fp = read_footprint(p)
+            if fp is not None:
+                return fp, f"the footprint layer of {p}"
+            return read_vector(p), f"the polygons of {p}"
+        r = open_raster(p, bands=[1], as_float=False)
+        return from_raster(r.valid[0], r.grid, str(p))
+    raise InputError(f"extent must be a polygon file, a raster file (its valid pixels are the "
+                     f"extent), a glacierkit Raster or a GeoDataFrame; got {type(obj).__name__}.")
+
+
+def _burn_extents(fps: list[tuple[gpd.GeoDataFrame, str]], grid: Grid) -> np.ndarray:
+    """Pixels of ``grid`` whose centre lies inside every extent."""
+    valid = np.ones(grid.shape, dtype=bool)
+    for gdf, desc in fps:
+        valid &= rasterize(gdf, grid, name=desc).astype(bool)
+    return valid
+
+
+def _report_outside(role: str, name: str, outside_km2: float, total_km2: float,
+                    extent: str) -> None:
+    if not outside_km2 > 0:
+        return
+    share = outside_km2 / total_km2 if total_km2 > 0 else 1.0
+    log.log(logging.WARNING if share > 0.01 else logging.INFO,
+            "%s %s: %.4g km² of its %.4g km² of glacier (%.1f %%) lies outside the evaluated "
+            "extent (%s) and is not scored", role, name, outside_km2, total_km2, 100 * share,
+            extent)
+
+
 # ---------------------------------------------------------------------------- entry point
 def evaluate_outlines(pred: Any, ref: Any, *, positive: int | tuple[int, ...] = 1,
                       ref_positive: int | tuple[int, ...] | None = None, band: int = 1,
                       resolution_m: float = 10.0, spacing_m: float | None = None,
-                      ) -> dict[str, Any]:
+                      extent: Any = None) -> dict[str, Any]:
     """Compare predicted glacier outlines with reference outlines.
 
     PRED and REF may each be a class raster (GeoTIFF path, :class:`~glacierkit.io.Raster`, or
@@ -406,10 +520,16 @@ def evaluate_outlines(pred: Any, ref: Any, *, positive: int | tuple[int, ...] = 
       otherwise); pixels valid in both are evaluated.
     * raster + vector: the polygons are reprojected to the raster CRS (logged) and rasterized
       on the raster grid (pixel centres inside); the raster's valid pixels are evaluated, so
-      polygon parts outside the raster are ignored.
-    * vector + vector: both are rasterized on a derived north-up grid of ``resolution_m``
-      covering both, in REF's CRS when projected, else in the UTM zone from geopandas
-      ``estimate_utm_crs()`` (logged); areas and boundary distances use the polygons directly.
+      polygon parts outside the raster are not scored (their area is reported).
+    * vector + vector: both are cut to the evaluated extent (the files' ``footprint`` layers
+      and ``extent``; the union of both outlines when there is none, with a warning) and
+      rasterized on a derived north-up grid of ``resolution_m`` covering that extent, in
+      REF's CRS when projected, else in the UTM zone from geopandas ``estimate_utm_crs()``
+      (logged); areas and boundary distances use the cut polygons directly.
+
+    Every mode is further restricted to ``extent`` when given (pixels whose centre lies
+    inside it). See the module docstring for the evaluated extent and the exact definitions
+    of areas and boundary distances.
 
     See the module docstring for the exact definitions of areas and boundary distances.
 
@@ -422,16 +542,24 @@ def evaluate_outlines(pred: Any, ref: Any, *, positive: int | tuple[int, ...] = 
         resolution_m: Pixel size (m) of the grid derived for two vector inputs.
         spacing_m: Boundary sampling step (m) for two vector inputs; default
             ``resolution_m / 2``.
+        extent: Area to evaluate, beyond the inputs' own extents: a polygon file (its
+            ``footprint`` layer when it has one, e.g. a glacierkit ``outlines.gpkg``), a
+            raster file or :class:`~glacierkit.io.Raster` whose valid pixels (band 1 of a
+            file, ``band`` of a Raster) are the extent, or a GeoDataFrame. Any CRS
+            (reprojected as vectors, logged).
 
     Returns:
         Plain-Python dict (JSON-serialisable): ``iou``, ``precision``, ``recall``, ``f1``,
         ``accuracy`` (glacier = positive class; see :mod:`glacierkit.metrics.segmentation`),
         ``tp``/``fp``/``fn``/``tn``, ``area_ref_km2``, ``area_pred_km2``, ``area_dev_km2``,
-        ``area_dev_pct``, ``boundary_mean_m``, ``boundary_p95_m``, ``boundary_hausdorff_m``
-        (and the other keys of :func:`summarize_boundary_distances`), ``n_pixels`` (pixels
-        evaluated), ``pixel_size_m`` (geometric mean of the pixel sides), ``pixel_size_xy_m``,
-        ``crs``, ``mode`` (``"raster/raster"``, ``"raster/vector"``, ...), ``area_method``
-        and ``boundary_method`` (``"pixels"`` or ``"polygons"``).
+        ``area_dev_pct``, ``ref_area_outside_km2`` and ``pred_area_outside_km2`` (glacier area
+        of each input outside the evaluated extent, not scored), ``boundary_mean_m``,
+        ``boundary_p95_m``, ``boundary_hausdorff_m`` (and the other keys of
+        :func:`summarize_boundary_distances`), ``n_pixels`` (pixels evaluated),
+        ``pixel_size_m`` (geometric mean of the pixel sides), ``pixel_size_xy_m``, ``crs``,
+        ``mode`` (``"raster/raster"``, ``"raster/vector"``, ...), ``extent`` (what the
+        evaluated extent is made of), ``area_method`` and ``boundary_method`` (``"pixels"``
+        or ``"polygons"``).
 
     Raises:
         GridMismatchError: two rasters on different grids.
@@ -449,12 +577,25 @@ def evaluate_outlines(pred: Any, ref: Any, *, positive: int | tuple[int, ...] = 
     rname = ref if isinstance(ref, str | os.PathLike) else "REF"
     p = _load(pred, str(pname), pos, band)
     r = _load(ref, str(rname), rpos, band)
-    vector_pair: tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, float] | None = None
+    # Extents beyond the rasters' valid pixels: an explicit one, and recorded footprints.
+    fps: list[tuple[gpd.GeoDataFrame, str]] = []
+    if extent is not None:
+        fps.append(_load_extent(extent, band))
+    for side in (p, r):
+        if isinstance(side, _VectorIn) and side.footprint is not None:
+            fps.append((side.footprint, f"the footprint layer of {side.name}"))
+    vector_pair: tuple[shapely.Geometry, shapely.Geometry, float,
+                       shapely.Geometry | None] | None = None
+    # Glacier area (km²) of each input clipped away by the evaluated extent, and its total.
+    clipped = {"pred": (0.0, 0.0), "ref": (0.0, 0.0)}
+    polygon_side: str | None = None
 
     if isinstance(p, _RasterIn) and isinstance(r, _RasterIn):
         mode = "raster/raster"
         check_same_grid({p.name: p.grid, r.name: r.grid})
         grid = r.grid
+        extent_text = "; ".join(["the valid pixels of both rasters", *(d for _, d in fps)])
+        ext = _burn_extents(fps, grid) if fps else None
     elif isinstance(p, _RasterIn) or isinstance(r, _RasterIn):
         ras, vec = (p, r) if isinstance(p, _RasterIn) else (r, p)
         mode = "raster/vector" if ras is p else "vector/raster"
@@ -464,6 +605,16 @@ def evaluate_outlines(pred: Any, ref: Any, *, positive: int | tuple[int, ...] = 
         bp, br = (grid.bounds, g.total_bounds) if ras is p else (g.total_bounds, grid.bounds)
         _check_overlap(bp, br, p.name, r.name, _crs_text(grid.crs))
         burned = rasterize(g, grid, name=vec.name).astype(bool)
+        extent_text = "; ".join([f"the valid pixels of {ras.name}", *(d for _, d in fps)])
+        ext = _burn_extents(fps, grid) if fps else None
+        # The outlines' area outside the evaluated pixels, from the polygons (they may run
+        # beyond the raster, where no pixel can hold them).
+        inside = valid_footprint(ras.valid if ext is None else ras.valid & ext, grid)
+        whole = _dissolve(g.geometry.values)
+        total = _geom_area_km2(whole, g.crs)
+        polygon_side = "pred" if vec is p else "ref"
+        clipped[polygon_side] = (
+            max(0.0, total - _geom_area_km2(shapely.intersection(whole, inside), g.crs)), total)
         vin = _RasterIn(burned, np.ones(grid.shape, bool), grid, vec.name)
         p, r = (ras, vin) if ras is p else (vin, ras)
     else:
@@ -472,23 +623,69 @@ def evaluate_outlines(pred: Any, ref: Any, *, positive: int | tuple[int, ...] = 
         gp, gr = _to_crs(p.gdf, wcrs, p.name), _to_crs(r.gdf, wcrs, r.name)
         _check_overlap(gp.total_bounds, gr.total_bounds, p.name, r.name, _crs_text(wcrs))
         unit = crs_unit_m(wcrs)
-        b = np.concatenate([np.minimum(gp.total_bounds[:2], gr.total_bounds[:2]),
-                            np.maximum(gp.total_bounds[2:], gr.total_bounds[2:])])
+        dp, dr = _dissolve(gp.geometry.values), _dissolve(gr.geometry.values)
+        edge = None
+        if fps:
+            foot = shapely.intersection_all([_dissolve(_to_crs(f, wcrs, d).geometry.values)
+                                             for f, d in fps])
+            extent_text = "; ".join(d for _, d in fps)
+            if foot.is_empty or foot.area == 0:
+                raise InputError(f"the evaluated extent ({extent_text}) is empty: the "
+                                 f"footprints/extent given do not overlap. Check extent= "
+                                 f"(CLI: --extent) and the files' footprint layers.")
+            for key, whole in (("pred", dp), ("ref", dr)):
+                total = _geom_area_km2(whole, wcrs)
+                cut = shapely.intersection(whole, foot)
+                clipped[key] = (max(0.0, total - _geom_area_km2(cut, wcrs)), total)
+                if key == "pred":
+                    dp = cut
+                else:
+                    dr = cut
+            b = np.asarray(foot.bounds)
+            edge = shapely.boundary(foot)
+        else:
+            extent_text = "none: the union of both outlines"
+            log.warning(
+                "neither %s nor %s records the area where it was mapped (no footprint layer) "
+                "and no extent was given: comparing over the union of both outlines, so "
+                "glacier that only one file covers counts as missed or false. Pass extent= "
+                "(CLI: --extent FILE, a polygon file or a raster whose valid pixels are the "
+                "mapped area) to compare only where both are defined.", p.name, r.name)
+            b = np.concatenate([np.minimum(gp.total_bounds[:2], gr.total_bounds[:2]),
+                                np.maximum(gp.total_bounds[2:], gr.total_bounds[2:])])
         res = resolution_m / unit
         n_px = math.ceil((b[2] - b[0]) / res) * math.ceil((b[3] - b[1]) / res)
         if n_px > MAX_GRID_PIXELS:
-            raise InputError(f"a {resolution_m:g} m grid over both outlines would have {n_px} "
-                             f"pixels (> {MAX_GRID_PIXELS}); pass a larger resolution_m.")
+            raise InputError(f"a {resolution_m:g} m grid over the evaluated extent would have "
+                             f"{n_px} pixels (> {MAX_GRID_PIXELS}); pass a larger resolution_m.")
         grid = Grid.from_bounds(tuple(b), res, wcrs.to_wkt())
         log.info("rasterizing both outlines on a %g m grid in %s (%d×%d px)", resolution_m,
                  _crs_text(wcrs), grid.width, grid.height)
         ones = np.ones(grid.shape, bool)
-        p = _RasterIn(rasterize(gp, grid, name=p.name).astype(bool), ones, grid, p.name)
-        r = _RasterIn(rasterize(gr, grid, name=r.name).astype(bool), ones, grid, r.name)
-        vector_pair = (gp, gr, unit)
-        areas = (_dissolved_area_km2(gp), _dissolved_area_km2(gr))
+
+        def burn(geom: shapely.Geometry, name: str) -> np.ndarray:
+            if geom.is_empty:
+                return np.zeros(grid.shape, bool)
+            return rasterize(_frame(geom, wcrs), grid, name=name).astype(bool)
+
+        ext = burn(foot, extent_text) if fps else None
+        p = _RasterIn(burn(dp, p.name), ones, grid, p.name)
+        r = _RasterIn(burn(dr, r.name), ones, grid, r.name)
+        vector_pair = (dp, dr, unit, edge)
+        areas = (_geom_area_km2(dp, wcrs), _geom_area_km2(dr, wcrs))
 
     valid = p.valid & r.valid
+    if ext is not None:
+        valid &= ext
+    if vector_pair is None:
+        # Raster sides: their glacier pixels outside the evaluated ones.
+        px_km2 = pixel_area_m2(grid) / 1e6
+        for key, side in (("pred", p), ("ref", r)):
+            if key == polygon_side:
+                continue  # outlines burned on the grid: measured on the polygons above
+            own = side.mask & side.valid
+            clipped[key] = (float(np.count_nonzero(own & ~valid)) * px_km2,
+                            float(np.count_nonzero(own)) * px_km2)
     pmask, rmask = p.mask & valid, r.mask & valid
     if vector_pair is None and not rmask.any():
         raise InputError(
@@ -505,14 +702,17 @@ def evaluate_outlines(pred: Any, ref: Any, *, positive: int | tuple[int, ...] = 
             pmask, rmask, sampling=pixel_sampling_m(grid), valid=valid))
         area_method = boundary_method = "pixels"
     else:
-        gp, gr, unit = vector_pair
+        dp, dr, unit, edge = vector_pair
         a_pred, a_ref = areas
         if a_ref <= 0:
-            raise InputError(f"the reference {r.name} has zero area; check the outlines.")
+            raise InputError(f"the reference {r.name} has zero area inside the evaluated "
+                             f"extent ({extent_text}); check the outlines and the extent.")
         spacing = (resolution_m / 2 if spacing_m is None else spacing_m) / unit
         bnd = summarize_boundary_distances(*polygon_boundary_distances(
-            gp.geometry.values, gr.geometry.values, spacing=spacing, unit_m=unit))
+            dp, dr, spacing=spacing, unit_m=unit, edge=edge))
         area_method = boundary_method = "polygons"
+    _report_outside("REF", r.name, *clipped["ref"], extent_text)
+    _report_outside("PRED", p.name, *clipped["pred"], extent_text)
 
     sy, sx = pixel_sampling_m(grid)
     out: dict[str, Any] = {
@@ -521,12 +721,15 @@ def evaluate_outlines(pred: Any, ref: Any, *, positive: int | tuple[int, ...] = 
         "tp": scores["tp"], "fp": scores["fp"], "fn": scores["fn"], "tn": scores["tn"],
         "area_ref_km2": float(a_ref), "area_pred_km2": float(a_pred),
         **area_deviation(a_pred, a_ref),
+        "ref_area_outside_km2": float(clipped["ref"][0]),
+        "pred_area_outside_km2": float(clipped["pred"][0]),
         **bnd,
         "n_pixels": int(valid.sum()),
         "pixel_size_m": float(math.sqrt(sx * sy)),
         "pixel_size_xy_m": [float(sx), float(sy)],
         "crs": _crs_text(grid.crs),
         "mode": mode,
+        "extent": extent_text,
         "area_method": area_method,
         "boundary_method": boundary_method,
     }
