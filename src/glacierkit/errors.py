@@ -70,3 +70,27 @@ class ModelFileError(GlacierkitError, ValueError):
 
     Also raised when its weights do not fit its architecture.
     """
+
+
+class MemoryBudgetError(GlacierkitError, MemoryError):
+    """Work does not fit the memory budget (``max_memory`` / ``--max-memory``).
+
+    Raised before the work starts; the message names the parameters that shrink the work
+    (e.g. the search range, chip or tile size) and the budget needed.
+    """
+
+
+class DomainShiftError(InputError):
+    """A scene's values lie far outside the range a model was trained on.
+
+    The message names the channel, the training range, the scene's range and the likely
+    cause (a scale factor, a dtype change, dB vs linear power); the check can be overridden
+    with ``allow_domain_shift=True`` (``--allow-domain-shift``).
+    """
+
+
+class ModelKindError(InputError):
+    """A model file of one task (e.g. facies) was given to a command of another (mapping).
+
+    The message names the model's task and the command that applies it.
+    """

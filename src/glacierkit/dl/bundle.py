@@ -10,7 +10,12 @@ A ``.gkm`` file is a plain zip archive with three members:
   = class value), ``cond`` (``{"kind": "none" | "region" | "coords", "regions": [...]}``),
   ``calibration`` (a serialised calibration map or ``null``), ``tile`` (recommended
   ``{"size": px, "overlap": px}``) and ``training`` (free-form: configuration, metrics, seed,
-  ``group_dropout``).
+  ``group_dropout``). Optional keys: ``task`` (what the model does: ``"mapping"``,
+  ``"facies"``, ``"sar-series"``, ``"change"``; each predict command refuses the others) and
+  ``domain`` (the training domain per channel: dtype, units/scale, robust percentiles; see
+  :mod:`glacierkit.dl.domain`). Files written before these keys existed load with the task
+  inferred where certain (:func:`infer_task`) and the domain unknown (``None``); readers that
+  predate them ignore them, so the format version is unchanged.
 * ``weights.pt`` (always): the torch ``state_dict``, written with :func:`torch.save` and read
   back with ``torch.load(..., weights_only=True)`` (no pickled code is ever executed).
 * ``model.onnx`` (optional): the same network exported with
@@ -61,6 +66,15 @@ ONNX = "model.onnx"
 
 _REQUIRED_KEYS = ("arch", "model_kwargs", "layout", "norm", "classes")
 
+TASKS: dict[str, str] = {"mapping": "glacierkit map predict",
+                         "facies": "glacierkit facies predict",
+                         "sar-series": "glacierkit sar predict",
+                         "change": "glacierkit change predict"}
+"""Known model tasks and the command that applies each."""
+
+MAPPING_CLASSES = ("off_glacier", "glacier")
+"""Classes of the outline models written by ``glacierkit map train``."""
+
 _ARCHS: dict[str, Callable[..., Any]] = {}
 
 
@@ -105,6 +119,11 @@ class ModelBundle:
             ``None`` (uncalibrated: confidence = maximum probability).
         tile: Recommended tiling ``{"size": px, "overlap": px}``.
         training: Free-form training record (config, metrics, seed, ``group_dropout``).
+        task: What the model does (a key of :data:`TASKS`), or ``None`` when a file written
+            before tasks were recorded does not say and it cannot be inferred for certain
+            (:func:`infer_task`).
+        domain: The training domain per channel (:func:`glacierkit.dl.domain.
+            domain_from_channels`), or ``None`` (unknown: not recorded).
         glacierkit_version: Version of glacierkit that wrote the file.
         format_version: Model-file format version.
         path: The file it was loaded from (``None`` for a bundle built in memory).
@@ -119,6 +138,8 @@ class ModelBundle:
     calibration: dict[str, Any] | None = None
     tile: dict[str, Any] = field(default_factory=_default_tile)
     training: dict[str, Any] = field(default_factory=dict)
+    task: str | None = None
+    domain: dict[str, Any] | None = None
     glacierkit_version: str = __version__
     format_version: int = FORMAT_VERSION
     path: Path | None = field(default=None, compare=False)
@@ -316,6 +337,8 @@ def _from_metadata(meta: Mapping[str, Any], path: Path | None) -> ModelBundle:
         kw["tile"] = _default_tile()
     if meta.get("training") is None:
         kw["training"] = {}
+    if meta.get("task") is None:
+        kw["task"] = infer_task(kw)
     try:
         return ModelBundle(**kw, path=path)
     except TypeError as e:  # pragma: no cover - guarded by the key checks above
@@ -323,13 +346,64 @@ def _from_metadata(meta: Mapping[str, Any], path: Path | None) -> ModelBundle:
 
 
 # ---------------------------------------------------------------------------- public API
+def infer_task(meta: Mapping[str, Any]) -> str | None:
+    """The task of a model file's metadata, inferred only where certain.
+
+    The ``task`` key when present; otherwise ``training["task"]`` (facies model files have
+    always recorded it there); otherwise ``"mapping"`` for files written by
+    ``glacierkit map train`` (a ``training["strategy"]`` record or the classes
+    ``["off_glacier", "glacier"]``); otherwise ``None`` (unknown).
+    """
+    task = meta.get("task")
+    if isinstance(task, str) and task:
+        return task
+    training = meta.get("training") or {}
+    if isinstance(training, Mapping):
+        t = training.get("task")
+        if isinstance(t, str) and t:
+            return t
+        if "strategy" in training:
+            return "mapping"
+    if tuple(meta.get("classes") or ()) == MAPPING_CLASSES:
+        return "mapping"
+    return None
+
+
+def check_task(bundle: ModelBundle, expected: str, *, command: str | None = None) -> None:
+    """Refuse a model of another task than ``expected``.
+
+    A model whose task is unknown (an old file that cannot be told apart) is accepted, with
+    an info log line.
+
+    Raises:
+        ModelKindError: the model's task differs from ``expected``; the message names the
+            command that applies it.
+    """
+    from glacierkit.errors import ModelKindError
+
+    task = bundle.task
+    name = bundle.path or "the model bundle"
+    if task is None:
+        log.info("%s does not state its task (written before tasks were recorded); "
+                 "applying it as a %s model", name, expected)
+        return
+    if task != expected:
+        right = TASKS.get(task)
+        fix = (f"use `{right}`" if right else
+               f"this glacierkit has no command for task {task!r}")
+        here = command or TASKS.get(expected, expected)
+        raise ModelKindError(f"{name} is a {task} model (classes {list(bundle.classes)}), but "
+                             f"`{here}` applies {expected} models; {fix}.")
+
+
 def bundle_from_model(model: Any, *, layout: Mapping[str, Any], norm: Mapping[str, Any],
                       classes: list[str], cond: Mapping[str, Any] | None = None,
                       calibration: Mapping[str, Any] | None = None,
                       tile: Mapping[str, Any] | None = None,
                       training: Mapping[str, Any] | None = None,
                       model_kwargs: Mapping[str, Any] | None = None,
-                      onnx_bytes: bytes | None = None) -> ModelBundle:
+                      onnx_bytes: bytes | None = None, task: str | None = None,
+                      domain: Mapping[str, Any] | None = None) -> ModelBundle:
     """A bundle holding ``model``'s weights and everything needed to apply it.
 
     Args:
@@ -346,6 +420,9 @@ def bundle_from_model(model: Any, *, layout: Mapping[str, Any], norm: Mapping[st
         model_kwargs: Keyword arguments rebuilding the model (default:
             :func:`glacierkit.dl.models.model_kwargs`).
         onnx_bytes: The exported graph (:func:`glacierkit.dl.export.export_onnx`), if any.
+        task: What the model does (a key of :data:`TASKS`; default: ``training["task"]``
+            when given, else ``None``).
+        domain: The training domain (:func:`glacierkit.dl.domain.domain_from_channels`).
     """
     if model_kwargs is None:
         from glacierkit.dl.models import model_kwargs as _kwargs
@@ -363,7 +440,9 @@ def bundle_from_model(model: Any, *, layout: Mapping[str, Any], norm: Mapping[st
                          classes=[str(c) for c in classes],
                          cond=dict(cond) if cond is not None else _default_cond(),
                          calibration=None if calibration is None else dict(calibration),
-                         tile=tile_d, training=dict(training or {}))
+                         tile=tile_d, training=dict(training or {}),
+                         task=task or (training or {}).get("task"),
+                         domain=None if domain is None else dict(domain))
     return bundle.with_weights(model.state_dict(), onnx_bytes=onnx_bytes)
 
 
@@ -455,10 +534,83 @@ def load_bundle(path: str | os.PathLike[str]) -> ModelBundle:
     return bundle
 
 
+def calibration_summary(calibration: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``{"method": kind | "uncalibrated", "values": {...}}`` of a serialised calibration map.
+
+    ``values`` holds the fitted scalars (e.g. the temperature) and, for list-valued maps such
+    as isotonic regression, the number of knots instead of the lists.
+    """
+    if calibration is None:
+        return {"method": "uncalibrated", "values": {}}
+    values: dict[str, Any] = {}
+    for k, v in calibration.items():
+        if k == "kind":
+            continue
+        if isinstance(v, list | tuple):
+            values[f"n_{k}"] = len(v)
+        elif isinstance(v, int | float | str | bool) or v is None:
+            values[k] = v
+    return {"method": str(calibration.get("kind", "custom")), "values": values}
+
+
 def bundle_summary(bundle: ModelBundle) -> dict[str, Any]:
-    """A short JSON-serialisable description (for ``glacierkit info`` and logs)."""
-    return {"arch": bundle.arch, "classes": list(bundle.classes), "cond": dict(bundle.cond),
-            "tile": dict(bundle.tile), "format_version": bundle.format_version,
-            "glacierkit_version": bundle.glacierkit_version, "onnx": bundle.has_onnx,
-            "calibrated": bundle.calibration is not None,
-            "path": str(bundle.path) if bundle.path else None}
+    """A JSON-serialisable description (for ``glacierkit info`` and logs).
+
+    Keys: ``path``, ``file_size_bytes``, ``task`` (``None``: unknown), ``arch``,
+    ``model_kwargs``, ``parameters`` (count from the weights; ``None`` when they cannot be read
+    without torch), ``groups`` (per source group: ``name``, ``kind``, ``bands``,
+    ``channels``), ``classes``, ``domain`` (per channel, or ``"unknown"``), ``calibration``
+    (:func:`calibration_summary`), ``calibrated``, ``norm`` (per channel mean/std), ``cond``,
+    ``tile``, ``onnx``, ``format_version``, ``glacierkit_version``, ``training`` (a few
+    scalar facts: strategy, group dropout, epochs).
+    """
+    from glacierkit.dl.domain import describe_domain
+
+    groups = [{"name": g.get("name"), "kind": g.get("kind"), "bands": list(g.get("bands") or []),
+               "channels": list(g.get("channels") or [])}
+              for g in (bundle.layout or {}).get("groups") or []]
+    names = [c for g in groups for c in g["channels"]]
+    norm = bundle.norm or {}
+    norm_rows = [{"channel": c, "mean": m, "std": s} for c, m, s in
+                 zip(norm.get("names") or names, norm.get("mean") or [], norm.get("std") or [],
+                     strict=False)]
+    size = None
+    if bundle.path is not None and Path(bundle.path).exists():
+        size = Path(bundle.path).stat().st_size
+    training = bundle.training or {}
+    facts = {k: training[k] for k in ("strategy", "group_dropout", "form", "n_labels",
+                                       "receptive_field_px", "scenes")
+             if k in training}
+    cfg = training.get("config")
+    if isinstance(cfg, Mapping):
+        facts.update({k: cfg[k] for k in ("epochs", "max_steps", "seed", "size")
+                      if k in cfg})
+    return {"path": str(bundle.path) if bundle.path else None, "file_size_bytes": size,
+            "task": bundle.task, "arch": bundle.arch, "model_kwargs": dict(bundle.model_kwargs),
+            "parameters": _count_parameters(bundle), "groups": groups,
+            "classes": list(bundle.classes),
+            "domain": describe_domain(bundle.domain) if bundle.domain else "unknown",
+            "domain_source": (bundle.domain or {}).get("source") if bundle.domain else None,
+            "calibration": calibration_summary(bundle.calibration),
+            "calibrated": bundle.calibration is not None, "norm": norm_rows,
+            "cond": dict(bundle.cond), "tile": dict(bundle.tile), "onnx": bundle.has_onnx,
+            "format_version": bundle.format_version,
+            "glacierkit_version": bundle.glacierkit_version, "training": facts}
+
+
+def _count_parameters(bundle: ModelBundle) -> int | None:
+    """Number of weights in the state dict, read from the zip without torch.
+
+    ``torch.save`` writes a zip whose ``data.pkl`` lists every tensor's storage; counting
+    without unpickling is not reliable, so this uses torch when it is installed and returns
+    ``None`` otherwise.
+    """
+    try:
+        import torch  # noqa: F401
+    except ImportError:  # pragma: no cover - depends on the environment
+        return None
+    try:
+        sd = bundle.state_dict()
+    except Exception:  # a corrupt weights member is reported when the model is used
+        return None
+    return int(sum(int(v.numel()) for v in sd.values() if hasattr(v, "numel")))

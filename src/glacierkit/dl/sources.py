@@ -562,7 +562,8 @@ class SceneStack:
         present: One bool per group: False when the group's sources were not given.
         name: Scene name (messages, reports).
         region: Region name for region conditioning, or ``None``.
-        meta: Free-form provenance (source paths per group, alignment).
+        meta: Free-form provenance: ``sources`` (paths per group), ``aligned``, ``bands``
+            (per group, per raw band ``{"dtype", "units", "scale"}`` of its file).
     """
 
     layout: SourceLayout
@@ -737,8 +738,12 @@ def open_scene(layout: SourceLayout,
         data[slices[g.name]] = prepare_group(g, raw, pixel_size=psize)
     present = tuple(g.name in paths for g in layout.groups)
     first = rasters[per_group[given[0].name][0]].path
+    from glacierkit.dl.domain import file_band_info
+
+    bands_info = {g.name: [bi for src in _as_sources(paths[g.name], g.name)
+                           for bi in file_band_info(src.path, src.bands)] for g in given}
     meta = {"sources": {g: [str(rasters[k].path) for k in keys] for g, keys in per_group.items()},
-            "aligned": target is not None}
+            "aligned": target is not None, "bands": bands_info}
     return SceneStack(layout=layout, grid=grid, data=data, present=present,
                       name=name or (Path(first).stem if first else "scene"), region=region,
                       meta=meta)

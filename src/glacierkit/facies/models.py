@@ -225,6 +225,10 @@ class PatchNet:
         accelerator: ``"auto"``, ``"cpu"`` or ``"cuda"``.
         overrides: FaciesCNN hyper-parameters replacing the preset (``widths``,
             ``dilations``, ``kernel``).
+
+    After :meth:`fit`: ``model``, ``norm``, ``history`` and ``train_channels`` (a ``(C, n)``
+    sample, at most 200 000 pixels, of the training inputs in channel units, for the
+    training-domain record of :func:`patchnet_bundle`).
     """
 
     n_classes: int
@@ -244,6 +248,7 @@ class PatchNet:
     model: Any = None
     norm: Any = None
     history: list[dict[str, float]] = field(default_factory=list)
+    train_channels: Any = None  # (C, n) sample of the training inputs, channel units
 
     def _as_patches(self, X: np.ndarray) -> np.ndarray:
         X = np.asarray(X, dtype=np.float32)
@@ -291,6 +296,9 @@ class PatchNet:
         model = self.build()
         X = self._crop(X, model.receptive_field)
         self.norm = NormStats.fit([X.transpose(1, 0, 2, 3).reshape(X.shape[1], X.shape[0], -1)])
+        flat = X.transpose(1, 0, 2, 3).reshape(X.shape[1], -1)
+        step = max(1, flat.shape[1] // 200_000)
+        self.train_channels = np.ascontiguousarray(flat[:, ::step])  # for the domain record
         Xn = self.norm.apply(X)
         ds = _PointDataset(Xn, y, len(self.group_channels), sample_weight, self.seed,
                            self.augment, batch_size=self.batch_size)
@@ -333,7 +341,7 @@ def patchnet_bundle(net: PatchNet, *, layout: Any, classes: Sequence[str],
                     vocabulary: Mapping[str, Any] | None = None,
                     calibration: Mapping[str, Any] | None = None,
                     training: Mapping[str, Any] | None = None, onnx: bool = True,
-                    tile_size: int = 512) -> Any:
+                    tile_size: int = 512, domain: Mapping[str, Any] | None = None) -> Any:
     """A model file (:class:`glacierkit.dl.bundle.ModelBundle`) for a trained :class:`PatchNet`.
 
     Args:
@@ -347,6 +355,9 @@ def patchnet_bundle(net: PatchNet, *, layout: Any, classes: Sequence[str],
         onnx: Export the dense network to ONNX (for ONNX Runtime inference on the CPU).
         tile_size: Recommended tile size; the overlap is the receptive field's half-width
             rounded up to 8 px, so that every pixel sees a full receptive field once.
+        domain: The training domain (:func:`glacierkit.dl.domain.domain_from_channels`);
+            default: computed from the patches or spectra the network was fitted on
+            (``net.domain``), with unknown source dtypes.
     """
     from glacierkit.dl.bundle import bundle_from_model
 
@@ -368,10 +379,16 @@ def patchnet_bundle(net: PatchNet, *, layout: Any, classes: Sequence[str],
                                  example_size=(max(64, rf + 1), max(64, rf + 1)))
     record = {**dict(training or {}), "task": "facies", "vocabulary": dict(vocabulary or {}),
               "receptive_field_px": rf}
+    if domain is None and net.train_channels is not None:
+        from glacierkit.dl.domain import domain_from_channels
+
+        domain = domain_from_channels(layout, [net.train_channels],
+                                      source="the network's training samples")
     return bundle_from_model(model, layout=layout.to_dict(), norm=norm.to_dict(),
                              classes=[str(c) for c in classes], calibration=calibration,
                              tile={"size": int(tile_size), "overlap": overlap},
-                             training=record, onnx_bytes=onnx_bytes)
+                             training=record, onnx_bytes=onnx_bytes, task="facies",
+                             domain=domain)
 
 
 def bundle_logits(bundle: Any, X: np.ndarray, *, batch_size: int = 4096,

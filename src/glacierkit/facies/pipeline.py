@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +63,9 @@ class FaciesDataset:
         layout: The :class:`~glacierkit.dl.sources.SourceLayout` a model file records.
         vocabulary: The vocabulary.
         notes: What loading did (points outside scenes, dropped rows).
+        band_info: Per source group, per raw band ``{"dtype", "units", "scale"}`` of the
+            scene files the patches were cut from (form b; empty for spectra read from a
+            table, whose file types are unknown).
     """
 
     X: np.ndarray
@@ -72,6 +75,7 @@ class FaciesDataset:
     layout: Any
     vocabulary: Vocabulary
     notes: dict[str, Any]
+    band_info: dict[str, Any] = field(default_factory=dict)
 
     @property
     def group_channels(self) -> tuple[int, ...]:
@@ -112,6 +116,7 @@ def load_dataset(cfg: FaciesConfig) -> FaciesDataset:
 
     voc = _vocabulary(cfg.labels)
     notes: dict[str, Any] = {"vocabulary": voc.describe()}
+    band_info = {}
     if cfg.form == "spectra":
         pts = _read(cfg.labels, cfg.labels["path"], voc, list(cfg.labels["bands"]))
         X = pts.features
@@ -130,6 +135,7 @@ def load_dataset(cfg: FaciesConfig) -> FaciesDataset:
         shared = (_read(cfg.labels, cfg.labels["path"], voc, None)
                   if "path" in cfg.labels else None)
         parts_x, parts_p = [], []
+        band_info: dict[str, Any] = {}
         notes["scenes"] = {}
         for s in cfg.scenes:
             pts = _read(cfg.labels, s["labels"], voc, None) if "labels" in s else shared
@@ -144,6 +150,8 @@ def load_dataset(cfg: FaciesConfig) -> FaciesDataset:
             if with_dem:
                 paths["dem"] = s["dem"]
             scene = open_scene(layout, paths, name=s["name"])
+            for g, bands in (scene.meta.get("bands") or {}).items():
+                band_info.setdefault(g, bands)
             X, keep, counts = cut_patches(pts, scene, int(cfg.patches["size"]))
             sel = pts.select(keep)
             sel.frame["scene"] = s["name"]
@@ -170,7 +178,23 @@ def load_dataset(cfg: FaciesConfig) -> FaciesDataset:
     notes["class_counts"] = pts.class_counts()
     notes["glaciers"] = sorted(set(pts.groups.tolist()))
     return FaciesDataset(X=X, y=y, classes=classes, points=pts, layout=layout,
-                         vocabulary=voc, notes=notes)
+                         vocabulary=voc, notes=notes,
+                         band_info=band_info if cfg.form != "spectra" else {})
+
+
+def training_domain(ds: FaciesDataset, idx: np.ndarray | None = None) -> dict[str, Any]:
+    """The training domain of the labels' spectra or patches (all pixels of the patches).
+
+    See :func:`glacierkit.dl.domain.domain_from_channels`; ``idx`` selects the labels the
+    final model is trained on (default: all).
+    """
+    from glacierkit.dl.domain import domain_from_channels
+
+    X = ds.X if idx is None else ds.X[idx]
+    chans = np.moveaxis(np.asarray(X), 1, 0).reshape(X.shape[1], -1)
+    what = "sampled spectra" if X.ndim == 2 else f"{X.shape[-1]}×{X.shape[-1]} px patches"
+    return domain_from_channels(ds.layout, [chans], band_info=ds.band_info,
+                                source=f"{what} of {X.shape[0]} training labels")
 
 
 def _cap_per_cell(frame: pd.DataFrame, cap: int, *, seed: int) -> np.ndarray:
@@ -294,7 +318,8 @@ def train_facies(cfg: FaciesConfig, out_dir: str | Path, *, overwrite: bool = Fa
                              training={"n_labels": int(idx.size),
                                        "pruned": int((~keep).sum()),
                                        "cv_macro_f1": cv.scores["macro_f1"],
-                                       "form": cfg.form})
+                                       "form": cfg.form},
+                             domain=training_domain(ds, idx))
     report["final_model"] = {"n_labels": int(idx.size), "history": net.history[-1:]}
     report["wall_time_s"] = time.perf_counter() - t0
     write_csv(checked_labels_table(ds, cv, cl), targets["labels"], overwrite)

@@ -6,7 +6,9 @@
    burn the reference outlines into labels (0 off-glacier, 1 glacier, 255 ignore),
 2. cut each scene into spatially disjoint train / val / test parts
    (:func:`glacierkit.dl.split.make_split`; no training patch touches a test pixel),
-3. fit the normalisation statistics on the training parts only,
+3. fit the normalisation statistics and record the training domain (per channel: source
+   dtype, units/scale, robust percentiles; :mod:`glacierkit.dl.domain`) on the training parts
+   only,
 4. train the configured GlaViTU strategy (:func:`glacierkit.dl.strategies.train_strategy`),
 5. fit the calibration map on validation pixels (temperature scaling or isotonic regression;
    ``auto`` picks the one with the lower ECE on a held-out half of the validation pixels),
@@ -203,6 +205,25 @@ def baseline_on_scene(scene: PreparedScene) -> tuple[np.ndarray, dict[str, Any]]
     return baseline_classes(bands, valid=valid)
 
 
+def training_domain(scenes: list[PreparedScene]) -> dict[str, Any]:
+    """The training domain of the scenes' channels on their training parts.
+
+    Per channel: source dtype and units of the files (``stack.meta["bands"]``), percentiles
+    0.5 / 50 / 99.5 and the valid share (:func:`glacierkit.dl.domain.domain_from_channels`).
+    """
+    from glacierkit.dl.domain import domain_from_channels
+
+    info: dict[str, list[dict[str, Any]]] = {}
+    for s in scenes:
+        for g, bands in (s.stack.meta.get("bands") or {}).items():
+            info.setdefault(g, list(bands))
+    layout = scenes[0].stack.layout
+    return domain_from_channels(layout, [s.stack.data for s in scenes],
+                                masks=[s.split.mask("train") for s in scenes],
+                                band_info=info,
+                                source=f"training parts of {[s.stack.name for s in scenes]}")
+
+
 def _check_run_dir(out: Path, overwrite: bool) -> None:
     out.mkdir(parents=True, exist_ok=True)
     clash = [p.name for p in (out / "report.json", out / "model.gkm") if p.exists()]
@@ -240,6 +261,7 @@ def train_mapping(cfg: MappingConfig, *, resume: bool = False) -> dict[str, Any]
     layout, scenes = prepare_scenes(cfg)
     norm = NormStats.fit([s.stack for s in scenes], masks=[s.split.mask("train")
                                                           for s in scenes])
+    domain = training_domain(scenes)
     tcfg = _train_config(cfg)
     regions = sorted({s.stack.region for s in scenes if s.stack.region is not None})
     make = _datasets(cfg, scenes, norm)
@@ -274,7 +296,8 @@ def train_mapping(cfg: MappingConfig, *, resume: bool = False) -> dict[str, Any]
                                    classes=CLASSES, cond=spec.to_dict(), calibration=cal,
                                    tile={"size": cfg.inference.tile_size,
                                          "overlap": cfg.inference.overlap},
-                                   training=training, onnx_bytes=onnx)
+                                   training=training, onnx_bytes=onnx, task="mapping",
+                                   domain=domain)
         path = save_bundle(out / name, bundle, overwrite=True)
         model_files[key] = path
         report["models"][name] = {"calibration": cal_record,
