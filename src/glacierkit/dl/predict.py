@@ -6,7 +6,9 @@ source groups (optical, DEM, SAR, ...) are given as GeoTIFFs on one grid::
     sources ──run_tiled──▶ per tile: prepare_channels → NormStats.apply → pad to a multiple
             ──▶ model (batched, ONNX Runtime or torch; optional TTA / MC dropout)
             ──▶ softmax probabilities (K, h, w) ──cosine blend──▶ probabilities (K, H, W)
-            ──block by block──▶ argmax → classes.tif, calibrated confidence → confidence.tif
+            ──block by block──▶ argmax → classes.tif, confidence → confidence.tif
+              (calibrated when the model file holds a calibration map, else the raw maximum
+              probability, tagged ``CALIBRATION=uncalibrated``)
             ──▶ polygons of the glacier class(es) → outlines.gpkg
 
 Only the first ``K − 1`` probabilities go through the blend; the last is ``1 − Σ`` of them,
@@ -110,7 +112,9 @@ class PredictResult:
 
     Attributes:
         classes: ``classes.tif``: uint8 class index, nodata 255, colour table.
-        confidence: ``confidence.tif``: float32 calibrated confidence 0–1, NaN nodata.
+        confidence: ``confidence.tif``: float32 confidence 0–1 of the top class, NaN nodata:
+            calibrated when the model file holds a calibration map, otherwise the
+            uncalibrated maximum probability (tag ``CALIBRATION`` says which).
         probabilities: ``probabilities.tif`` (K float32 bands), or ``None``.
         entropy: ``entropy.tif``: predictive entropy (nats) of the MC-dropout mean, or
             ``None`` without MC dropout.
@@ -754,14 +758,19 @@ class _Finisher:
         self._p: np.ndarray | None = None  # (K, rows, W) probabilities of a block
         cls_tags = {**tags, "CLASS_NAMES": list(classes),
                     "CLASSES": {str(i): c for i, c in enumerate(classes)}}
-        cal_kind = "none" if calibration is None else str(calibration.get("kind", "custom"))
+        cal_kind = ("uncalibrated" if calibration is None
+                    else str(calibration.get("kind", "custom")))
         self.wc = stack.enter_context(open_writer(
             self.paths["classes"], grid, count=1, dtype="uint8", nodata=CLASS_NODATA, level=1,
             band_names=["class"], units="", tags=cls_tags, colormap=_colormap(classes),
             overview_resampling="nearest"))
         self.wf = stack.enter_context(open_writer(
             self.paths["confidence"], grid, count=1, dtype="float32", level=1,
-            band_names=["confidence"], units="1", tags={**tags, "CALIBRATION": cal_kind}))
+            band_names=["confidence"], units="1",
+            tags={**tags, "CALIBRATION": cal_kind,
+                  "CONFIDENCE": ("uncalibrated maximum class probability"
+                                 if calibration is None else
+                                 f"calibrated top-class probability ({cal_kind})")}))
         self.we = self.wp = None
         if entropy:
             self.we = stack.enter_context(open_writer(
@@ -864,7 +873,8 @@ def predict_scene(bundle_or_path: ModelBundle | str | os.PathLike[str],
                   outlines: bool = True, min_area_km2: float = MIN_AREA_KM2,
                   overwrite: bool = False, progress: bool = True, align: bool | str | Grid = False,
                   nodata: NodataRule = "all", threads: int | None = None,
-                  seed: int = 0) -> PredictResult:
+                  seed: int = 0, allow_domain_shift: bool = False,
+                  task: str | None = "mapping", check_domain: bool = True) -> PredictResult:
     """Apply a model to a whole scene, tile by tile, and write georeferenced products.
 
     Args:
@@ -911,6 +921,15 @@ def predict_scene(bundle_or_path: ModelBundle | str | os.PathLike[str],
         threads: CPU threads for the model (ONNX Runtime intra-op threads / torch threads);
             default: all cores for ONNX Runtime, torch's setting for torch.
         seed: Seed of the MC-dropout masks.
+        allow_domain_shift: Predict even when the scene's values lie far outside the model's
+            training domain (logged as a warning). By default such a scene is refused
+            (:func:`glacierkit.dl.domain.check_scene_domain`: a sample of the scene is
+            compared per channel with the range recorded in the model file).
+        task: The task the caller applies (``"mapping"`` for ``map predict``); a model of
+            another task is refused (:func:`glacierkit.dl.bundle.check_task`). ``None``
+            skips the check.
+        check_domain: Compare the scene with the training domain (callers that already
+            did, e.g. :func:`glacierkit.facies.apply.classify_scene`, pass False).
 
     Returns:
         A :class:`PredictResult` with the paths, the backend and the timings.
@@ -924,6 +943,10 @@ def predict_scene(bundle_or_path: ModelBundle | str | os.PathLike[str],
     t_start = time.perf_counter()
     bundle = bundle_or_path if isinstance(bundle_or_path, ModelBundle) \
         else load_bundle(bundle_or_path)
+    if task is not None:
+        from .bundle import check_task
+
+        check_task(bundle, task)
     out = Path(out_dir)
     if not out.is_dir():
         raise DatasetNotFoundError(f"output folder {out} does not exist; create it first.")
@@ -979,6 +1002,14 @@ def predict_scene(bundle_or_path: ModelBundle | str | os.PathLike[str],
                              f"{name!r} ({g.kind} → channels {list(g.channels)}). Select bands "
                              f"with glacierkit.dl.sources.BandSource(path, bands=(...)).")
 
+    if check_domain:
+        from .domain import check_scene_domain
+
+        check_scene_domain(bundle.domain, layout,
+                           {n: list(zip(gs.paths, gs.bands, strict=True))
+                            for n, gs in groups.items()},
+                           allow_domain_shift=allow_domain_shift,
+                           model_name=str(bundle.path or "the model"))
     runner_backend, runner_device = _pick_backend(bundle, backend, device, mc_samples)
     cond_spec, cond_fn = _conditioning(bundle, region)
 
@@ -1063,6 +1094,9 @@ def predict_scene(bundle_or_path: ModelBundle | str | os.PathLike[str],
                  "batch %d%s%s", grid.describe(), bundle.arch, runner_backend, runner_device,
                  tile_hw, ov_hw, batch_size, ", TTA ×8" if tta else "",
                  f", MC ×{mc_samples}" if mc_samples else "")
+        if bundle.calibration is None:
+            log.info("the model file holds no calibration map: confidence.tif is the "
+                     "uncalibrated maximum class probability")
         stages = {"setup": time.perf_counter() - t_start}
         t = time.perf_counter()
         # The blended probabilities go straight from the tiled run's finished rows into the
