@@ -48,7 +48,9 @@ def find_peaks(score: np.ndarray, *, exclusion_px: int) -> Peaks:
     else:
         filled = np.where(finite, score, -np.inf)
         count = finite.sum(axis=(1, 2))
-        mean_abs = np.abs(np.where(finite, score, 0.0)).sum(axis=(1, 2)) / np.maximum(count, 1)
+        # float64 sums as above, so that a node's SNR does not depend on its batch.
+        mean_abs = (np.abs(np.where(finite, score, 0.0)).sum(axis=(1, 2), dtype=np.float64)
+                    / np.maximum(count, 1))
     flat = filled.reshape(n, -1).argmax(axis=1)
     row, col = np.divmod(flat, size)
     value = filled.reshape(n, -1)[np.arange(n), flat].astype(np.float64)

@@ -51,7 +51,6 @@ class Surfaces:
         offset: Numerator of the removed planes, ``(n, 1, 1)``; the numerator at any shift is
             the interpolant of ``cross`` plus ``offset``.
         ref_energy: ``E_T``, ``(n,)`` float64 (≤ the texture floor: textureless chip).
-        sec_energy: ``E_W`` at the integer shifts, ``(n, S, S)`` float64.
         size: FFT size ``M`` (px).
         one_sided: ``cross`` is an ``rfft2`` spectrum (real images).
     """
@@ -60,7 +59,6 @@ class Surfaces:
     cross: np.ndarray
     offset: np.ndarray
     ref_energy: np.ndarray
-    sec_energy: np.ndarray
     size: int
     one_sided: bool
 
@@ -172,8 +170,9 @@ def _moment_vectors(size: int) -> tuple[np.ndarray, np.ndarray]:
 def _spectral_moments(spec: np.ndarray, rows_dot: np.ndarray,
                       cols_dot: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(Σ t_i Σ_j X_ij, Σ t_j Σ_i X_ij)`` per node from ``rfft2`` spectra ``(n, M, K)``."""
-    g_y = (spec[:, :, 0] @ rows_dot).real
-    g_x = (spec[:, 0, :] @ cols_dot).real
+    # einsum rather than BLAS (see _kernels): batch-size independent sums.
+    g_y = np.einsum("ni,i->n", spec[:, :, 0].astype(rows_dot.dtype), rows_dot).real
+    g_x = np.einsum("ni,i->n", spec[:, 0, :].astype(cols_dot.dtype), cols_dot).real
     return g_y, g_x
 
 
@@ -191,7 +190,9 @@ def _kernels(level: LevelImages, chips: np.ndarray, *, pad_to: int | None = None
         energy = np.einsum("nij,nij->n", kernel, np.conj(chips)).real
         return kernel, energy.astype(np.float64), np.zeros(n, dtype=np.float32)
     flat = chips.reshape(n, -1)
-    mean = (flat @ w.ravel()) / w.sum(dtype=np.float32)
+    # einsum, not a BLAS matrix-vector product: its per-row sums do not depend on the number
+    # of rows, so results do not depend on the batch size.
+    mean = np.einsum("ni,i->n", flat, w.ravel()) / w.sum(dtype=np.float32)
     centred = chips - mean[:, None, None]
     if pad_to is None:
         kernel = centred * w
@@ -206,8 +207,12 @@ def _kernels(level: LevelImages, chips: np.ndarray, *, pad_to: int | None = None
 
 def correlate(level: LevelImages, chip_rc: tuple[np.ndarray, np.ndarray],
               window_rc: tuple[np.ndarray, np.ndarray], radius: int, *,
-              workers: int = 1) -> Surfaces:
+              workers: int = 1, chunk: int = FFT_CHUNK) -> Surfaces:
     """Correlation surfaces of a batch of nodes.
+
+    Everything that scales with ``M²`` or ``S²`` per node beyond the returned surfaces (the
+    chips and windows, their spectra, the numerators and the normalisation temporaries) is
+    computed ``chunk`` nodes at a time; the memory this takes is :func:`batch_bytes`.
 
     Args:
         level: Prepared level images.
@@ -217,6 +222,7 @@ def correlate(level: LevelImages, chip_rc: tuple[np.ndarray, np.ndarray],
             inside the image.
         radius: Search radius ``r`` (px); window size ``M = C + 2 r``.
         workers: Threads for the FFTs.
+        chunk: Nodes per FFT pass (results do not depend on it).
 
     Returns:
         The surfaces of the batch.
@@ -227,19 +233,23 @@ def correlate(level: LevelImages, chip_rc: tuple[np.ndarray, np.ndarray],
     real = level.method != "oc"
     n = chip_rc[0].size
     n_freq = size // 2 + 1 if real else size
+    chunk = max(1, int(chunk))
     # Chunks write into whole-batch arrays (no concatenation copies).
-    num = np.empty((n, n_shift, n_shift))  # float64: float32 numerator + float64 offset
+    score = np.empty((n, n_shift, n_shift), dtype=np.float32)
     cross = np.empty((n, size, n_freq), dtype=np.complex64)
     offset = np.empty((n, 1, 1))
     ref_energy = np.empty(n)
-    for i in range(0, n, FFT_CHUNK):
-        sl = slice(i, i + FFT_CHUNK)
+    windows = sliding_window_view(level.sec_var, (n_shift, n_shift))
+    for i in range(0, n, chunk):
+        sl = slice(i, i + chunk)
+        num = np.empty((min(n, i + chunk) - i, n_shift, n_shift))  # float64: + float64 offset
         _numerator(level, (chip_rc[0][sl], chip_rc[1][sl]), (window_rc[0][sl], window_rc[1][sl]),
-                   size, n_shift, (num[sl], cross[sl], offset[sl], ref_energy[sl]), real=real,
+                   size, n_shift, (num, cross[sl], offset[sl], ref_energy[sl]), real=real,
                    workers=workers)
-    sec_energy = sliding_window_view(level.sec_var, (n_shift, n_shift))[window_rc]
-    score = normalise(num, ref_energy, sec_energy, level.texture_floor)
-    return Surfaces(score, cross, offset, ref_energy, sec_energy, size, real)
+        sec_energy = windows[window_rc[0][sl], window_rc[1][sl]]
+        score[sl] = normalise(num, ref_energy[sl], sec_energy, level.texture_floor)
+        del num, sec_energy
+    return Surfaces(score, cross, offset, ref_energy, size, real)
 
 
 def _numerator(level: LevelImages, chip_rc: tuple[np.ndarray, np.ndarray],
@@ -254,24 +264,32 @@ def _numerator(level: LevelImages, chip_rc: tuple[np.ndarray, np.ndarray],
     windows = sliding_window_view(level.sec, (size, size))[window_rc]
     if real:
         kernel, ref_energy[:], mean = _kernels(level, chips, pad_to=size)
+        del chips
         windows -= mean[:, None, None]
         spec_w = sfft.rfft2(windows, workers=workers, overwrite_x=True)
+        del windows
         spec_k = sfft.rfft2(kernel, workers=workers, overwrite_x=True)
+        del kernel
         offset[:] = remove_plane(spec_w, spec_k, size)
     else:
         kernel, ref_energy[:], _ = _kernels(level, chips)
+        del chips
         spec_w = sfft.fft2(windows, workers=workers, overwrite_x=True)
+        del windows
         spec_k = _forward_padded(kernel, size, workers=workers)
+        del kernel
         offset[:] = 0.0
     np.conj(spec_k, out=cross)
+    del spec_k
     cross *= spec_w
+    del spec_w
     np.add(_inverse_corner(cross, size, n_shift, real=real, workers=workers), offset, out=num)
 
 
 def subset(surf: Surfaces, idx: np.ndarray) -> Surfaces:
-    """The surfaces of the nodes ``idx`` of a batch (copies)."""
+    """The surfaces of the nodes ``idx`` of a batch (copies; views for a ``slice``)."""
     return replace(surf, score=surf.score[idx], cross=surf.cross[idx], offset=surf.offset[idx],
-                   ref_energy=surf.ref_energy[idx], sec_energy=surf.sec_energy[idx])
+                   ref_energy=surf.ref_energy[idx])
 
 
 def normalise(num: np.ndarray, ref_energy: np.ndarray, sec_energy: np.ndarray,

@@ -44,18 +44,19 @@ from __future__ import annotations
 import logging
 import math
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
 import scipy.fft as sfft
 
-from glacierkit.errors import InputError
+from glacierkit.errors import InputError, MemoryBudgetError
+from glacierkit.memory import Budget, format_bytes, items_per_batch, resolve_budget
 from glacierkit.velocity import _predict
 from glacierkit.velocity._level import LevelImages, Method, bad_at, prepare_level, pyr_down
-from glacierkit.velocity._peaks import find_peaks
+from glacierkit.velocity._peaks import Peaks, find_peaks
 from glacierkit.velocity._subpixel import DEFAULT_STEPS, refine
-from glacierkit.velocity._surface import correlate, subset
+from glacierkit.velocity._surface import FFT_CHUNK, Surfaces, correlate, subset
 from glacierkit.velocity.status import STATUS_DTYPE, Status
 
 log = logging.getLogger(__name__)
@@ -186,6 +187,103 @@ def _fast_radius(chip: int, radius: int) -> int:
     return r
 
 
+def node_bytes(chip: int, radius: int, method: Method) -> tuple[int, int]:
+    """Working memory of one node in a batch of :func:`_match_batch` (bytes).
+
+    With ``M = C + 2 r`` (window), ``S = 2 r + 1`` (shifts) and ``K = M // 2 + 1`` spectrum
+    columns for NCC (``K = M`` for orientation correlation), a batch of ``n`` nodes matched
+    ``c`` nodes at a time (the FFT chunk) holds at its peak about
+    ``n · per_batch + c · per_chunk`` bytes:
+
+    * ``per_batch``: the arrays kept for the whole batch: the cross spectra
+      (``M × K`` complex64, 8 B each), the surfaces (``S²`` float32) and ≈ 0.5 kB of
+      per-node vectors (offsets, energies, peaks, positions, statuses);
+    * ``per_chunk``: the largest of the temporaries of one chunk, which never coexist:
+      the FFT pass (chips, windows and padded kernels as float32, or complex64 for
+      orientation correlation, their spectra and scipy.fft's work arrays), the inverse
+      transform to the integer shifts and the float64 numerators, the normalisation
+      (float64 numerators, secondary energies, masks, quotients: ≈ 45 B per shift), the
+      peak search (filled copy, 3 × 3 maxima, masks: ≈ 35 B per shift) and the sub-pixel
+      refinement (copies of the surfaces and spectra of the refined nodes, twice in the
+      worst case, and ``3 × K`` stencil kernels).
+
+    The coefficients were checked against tracemalloc peaks of :func:`_match_batch` on the
+    Yahtse pair (chip 16–64 px, radius 4–416 px, NCC and orientation correlation, batches
+    1–1024 nodes, chunks 1–256): the model is 1.0–1.6 × the measured peak
+    (``tests/test_velocity/test_memory_budget.py``).
+
+    Args:
+        chip: Chip size ``C`` (px).
+        radius: Search radius ``r`` (px of the level).
+        method: ``"ncc"`` or ``"oc"``.
+
+    Returns:
+        ``(per_batch, per_chunk)`` bytes per node.
+    """
+    m = chip + 2 * radius
+    s = 2 * radius + 1
+    k = m // 2 + 1 if method == "ncc" else m
+    per_batch = 8 * m * k + 4 * s * s + 512
+    if method == "ncc":
+        fft = 4 * chip * chip + 8 * m * m + 24 * m * k
+    else:
+        fft = 8 * chip * chip + 8 * chip * m + 32 * m * m
+    inverse = 8 * s * k + 16 * s * s + 8 * m * k
+    normalise = 47 * s * s
+    peaks = 35 * s * s
+    refine_ = 2 * (8 * m * k + 4 * s * s) + 96 * k + 256
+    return per_batch, max(fft, inverse, normalise, peaks, refine_) + 1024
+
+
+def radius_bytes(chip: int, radius: int) -> int:
+    """Memory shared by all batches of one search radius (bytes).
+
+    The inverse-DFT matrices of the correlation corner (``S × M`` and ``K × S`` complex64,
+    cached per window size by :mod:`glacierkit.velocity._surface`) and the taper.
+    """
+    m = chip + 2 * radius
+    s = 2 * radius + 1
+    return 8 * s * (m + m // 2 + 1) + 8 * chip * chip + 4096
+
+
+def batch_plan(budget: int, chip: int, radius: int, method: Method, *, limit: int,
+               workers: int = 1) -> tuple[int, int]:
+    """Nodes per batch and per FFT chunk that keep the batches within ``budget`` bytes.
+
+    Args:
+        budget: Working memory for the batches of all workers together (bytes).
+        chip: Chip size (px).
+        radius: Search radius (px of the level).
+        method: ``"ncc"`` or ``"oc"``.
+        limit: Largest batch wanted (``batch_size``).
+        workers: Batches matched at the same time (each gets ``budget / workers``).
+
+    Returns:
+        ``(batch, chunk)``: ``1 ≤ chunk ≤ batch ≤ limit``, ``chunk ≤ FFT_CHUNK``, with
+        ``batch · per_batch + chunk · per_chunk ≤ (budget − radius_bytes) / workers``
+        (:func:`node_bytes`, :func:`radius_bytes`).
+
+    Raises:
+        MemoryBudgetError: Not even one node fits.
+    """
+    per_batch, per_chunk = node_bytes(chip, radius, method)
+    share = (budget - radius_bytes(chip, radius)) // max(1, workers)
+    n = items_per_batch(per_batch + per_chunk, share, limit=limit,
+                        what=f"Matching one node with a {chip} px chip searched ±{radius} px "
+                             f"(window {chip + 2 * radius} px)"
+                             + (f", {workers} batches at a time (workers)" if workers > 1
+                                else ""),
+                        fix=_MEMORY_FIX)
+    if n < FFT_CHUNK:
+        return n, n
+    n = max(FFT_CHUNK, min(limit, (share - FFT_CHUNK * per_chunk) // per_batch))
+    return n, FFT_CHUNK
+
+
+_MEMORY_FIX = ("Reduce search_px (--search) or chip_size_px (--chip), or raise max_memory "
+               "(--max-memory).")
+
+
 def _classify(out: _LevelOut, sel: np.ndarray, pk: Any, ref_energy: np.ndarray,
               bad: tuple[np.ndarray, np.ndarray], level: LevelImages, q: _Quality) -> None:
     """Set status, peak, SNR and peak ratio of the nodes ``sel`` of a batch (in place)."""
@@ -202,31 +300,28 @@ def _classify(out: _LevelOut, sel: np.ndarray, pk: Any, ref_energy: np.ndarray,
 
 def _match_batch(level: LevelImages, out: _LevelOut, sel: np.ndarray,
                  geom: tuple[np.ndarray, ...], radius: int, *, q: _Quality,
-                 subpixel: bool) -> None:
-    """Match the nodes ``sel`` (indices into the level's node arrays) and store results."""
+                 subpixel: bool, chunk: int = FFT_CHUNK) -> None:
+    """Match the nodes ``sel`` (indices into the level's node arrays) and store results.
+
+    The surfaces of the whole batch are computed first; FFTs, peaks and sub-pixel refinement
+    run ``chunk`` nodes at a time (every node's result is independent of the others).
+    """
     tl_r, tl_c, pred_r, pred_c = (a[sel] for a in geom)
     win_rc = (tl_r + pred_r - radius, tl_c + pred_c - radius)
-    surf = correlate(level, (tl_r, tl_c), win_rc, radius)
-    pk = find_peaks(surf.score, exclusion_px=q.exclusion_px)
+    surf = correlate(level, (tl_r, tl_c), win_rc, radius, chunk=chunk)
+    n = sel.size
+    parts = [find_peaks(surf.score[i:i + chunk], exclusion_px=q.exclusion_px)
+             for i in range(0, n, chunk)]
+    pk = Peaks(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(Peaks)))
+    del parts
     # Only peaks that can become OK keep a refined position (a border peak is EDGE, no peak
-    # is LOW_TEXTURE). When most nodes qualify, refining the whole batch (the others at a
-    # clipped stand-in position, results discarded) is cheaper than copying the surfaces.
+    # is LOW_TEXTURE).
     refined = np.isfinite(pk.value) & ~pk.on_border
     pos_r, pos_c = pk.row.astype(np.float64), pk.col.astype(np.float64)
-    idx = np.flatnonzero(refined)
-    if idx.size:
-        n_shift = surf.score.shape[1]
-        if idx.size >= _REFINE_ALL_SHARE * sel.size and n_shift >= 3:
-            sub, win, at = surf, win_rc, np.arange(sel.size)
-            p_r, p_c = np.clip(pk.row, 1, n_shift - 2), np.clip(pk.col, 1, n_shift - 2)
-        else:
-            sub, win, at = subset(surf, idx), (win_rc[0][idx], win_rc[1][idx]), idx
-            p_r, p_c = pk.row[idx], pk.col[idx]
-        r_i, c_i, peak = refine(sub, level, win, p_r, p_c,
-                                steps=DEFAULT_STEPS if subpixel else ())
-        keep = refined[at]
-        pos_r[at[keep]], pos_c[at[keep]] = r_i[keep], c_i[keep]
-        pk.value[at[keep]] = np.clip(peak[keep], -1.0, 1.0)
+    steps = DEFAULT_STEPS if subpixel else ()
+    for i in range(0, n, chunk):
+        _refine_chunk(surf, level, win_rc, pk, refined, (pos_r, pos_c), slice(i, i + chunk),
+                      steps)
     bad = (bad_at(level.ref_bad, tl_r, tl_c),
            bad_at(level.sec_bad, win_rc[0] + pk.row, win_rc[1] + pk.col))
     _classify(out, sel, pk, surf.ref_energy, bad, level, q)
@@ -238,10 +333,42 @@ def _match_batch(level: LevelImages, out: _LevelOut, sel: np.ndarray,
     out.dx[sel] = np.where(good, pred_c + pos_c - radius, np.nan)
 
 
+def _refine_chunk(surf: Surfaces, level: LevelImages, win_rc: tuple[np.ndarray, np.ndarray],
+                  pk: Peaks, refined: np.ndarray, pos: tuple[np.ndarray, np.ndarray],
+                  sl: slice, steps: tuple[float, ...]) -> None:
+    """Sub-pixel peaks of the refinable nodes in the slice ``sl`` of a batch (in place).
+
+    When most nodes of the slice qualify, the whole slice is refined on views of the
+    surfaces (the others at a clipped stand-in position, results discarded), which is cheaper
+    than copying the surfaces of the qualifying nodes.
+    """
+    idx = np.flatnonzero(refined[sl])
+    if idx.size == 0:
+        return
+    start = sl.start
+    n_here = refined[sl].size
+    n_shift = surf.score.shape[1]
+    if idx.size >= _REFINE_ALL_SHARE * n_here and n_shift >= 3:
+        sub = subset(surf, sl)
+        win = (win_rc[0][sl], win_rc[1][sl])
+        at = np.arange(n_here)
+        p_r, p_c = np.clip(pk.row[sl], 1, n_shift - 2), np.clip(pk.col[sl], 1, n_shift - 2)
+    else:
+        at = idx
+        sub = subset(surf, idx + start)
+        win = (win_rc[0][idx + start], win_rc[1][idx + start])
+        p_r, p_c = pk.row[idx + start], pk.col[idx + start]
+    r_i, c_i, peak = refine(sub, level, win, p_r, p_c, steps=steps)
+    keep = refined[sl][at]
+    node = at[keep] + start
+    pos[0][node], pos[1][node] = r_i[keep], c_i[keep]
+    pk.value[node] = np.clip(peak[keep], -1.0, 1.0)
+
+
 def _match_level(level: LevelImages, centre_r: np.ndarray, centre_c: np.ndarray,
                  pred_r: np.ndarray, pred_c: np.ndarray, radius: int, *, q: _Quality,
                  subpixel: bool, batch_size: int, workers: int,
-                 mask: np.ndarray | None = None) -> _LevelOut:
+                 mask: np.ndarray | None = None, chunk: int = FFT_CHUNK) -> _LevelOut:
     """Match nodes on one level.
 
     Args:
@@ -256,6 +383,7 @@ def _match_level(level: LevelImages, centre_r: np.ndarray, centre_c: np.ndarray,
         batch_size: Nodes per batch.
         workers: Threads; batches are processed in parallel.
         mask: Nodes to match ``(n,)`` bool (default: all); the others are NODATA.
+        chunk: Nodes per FFT chunk within a batch (:func:`batch_plan`).
 
     Returns:
         Offsets in level px (NaN on failure), quality and status per node; nodes whose chip
@@ -283,7 +411,7 @@ def _match_level(level: LevelImages, centre_r: np.ndarray, centre_c: np.ndarray,
     batches = [active[i:i + batch_size] for i in range(0, active.size, batch_size)]
 
     def run(sel: np.ndarray) -> None:
-        _match_batch(level, out, sel, geom, radius, q=q, subpixel=subpixel)
+        _match_batch(level, out, sel, geom, radius, q=q, subpixel=subpixel, chunk=chunk)
 
     if workers > 1 and len(batches) > 1:
         # Batches write disjoint nodes; numpy and scipy.fft release the GIL in the heavy parts.
@@ -337,6 +465,65 @@ def _check_tuning(taper: float, exclusion_px: int, max_nodata_frac: float, batch
             raise InputError(f"{name} must be an integer ≥ {low}; got {val!r}.")
 
 
+def _level_radius(lev: int, levels: int, chip: int, search_px: int, refine_px: int) -> int:
+    """Search radius (level px, FFT-friendly) of pyramid level ``lev`` (0 = full resolution)."""
+    if lev == levels:
+        radius = math.ceil(search_px / 2**lev) + 1 if lev else search_px
+    else:
+        radius = refine_px
+    return _fast_radius(chip, radius)
+
+
+def _searches(levels: int, chip: int, search_px: int, refine_px: int, *, method: str,
+              subpixel: bool, edge_research: bool) -> list[tuple[str, int, str]]:
+    """Every search :func:`match` runs: ``(what, radius in level px, method)``."""
+    out = [(f"pyramid level {lev}", _level_radius(lev, levels, chip, search_px, refine_px),
+            method) for lev in range(levels, 0, -1)]
+    radius = _level_radius(0, levels, chip, search_px, refine_px)
+    out.append(("full resolution", radius, method))
+    if edge_research:
+        out.append(("EDGE re-search", _fast_radius(chip, EDGE_RESEARCH_FACTOR * radius), method))
+    if subpixel and method == "oc":
+        out.append(("NCC sub-pixel refinement", _fast_radius(chip, 1), "ncc"))
+    return out
+
+
+#: Peak working memory per image pixel of the image-sized arrays of :func:`match` (bytes):
+#: float64 copies of the pair, the pyramid and the prepared levels with their temporaries
+#: (tracemalloc on the Yahtse pair: 58 B/px NCC, 83 with nodata; orientation correlation
+#: 91 and 116, with the NCC level for its sub-pixel step), with a margin.
+IMAGE_BYTES_PER_PX = {"ncc": 90, "oc": 125}
+
+
+def image_bytes(shape: tuple[int, int], method: str) -> int:
+    """Working memory of :func:`match` that scales with the image, not the batch (bytes)."""
+    return IMAGE_BYTES_PER_PX[method] * int(shape[0]) * int(shape[1])
+
+
+def _plan_memory(shape: tuple[int, int], searches: list[tuple[str, int, str]], run: _Run,
+                 budget: Budget) -> dict[str, Any]:
+    """Size every search's batches from the budget, or refuse up front; return the report."""
+    fixed = image_bytes(shape, run.prep["method"])
+    if fixed >= budget.bytes:
+        raise MemoryBudgetError(
+            f"the prepared {shape[0]} × {shape[1]} px images alone need about "
+            f"{format_bytes(fixed)} of working memory, more than the memory budget of "
+            f"{format_bytes(budget.bytes)} ({budget.source}). Raise max_memory "
+            "(--max-memory) or crop the images.")
+    report: list[dict[str, Any]] = []
+    for what, radius, method in searches:
+        try:
+            plan = run.batching(radius, method)
+        except MemoryBudgetError as err:
+            raise MemoryBudgetError(f"{what}: {err}") from None
+        per_batch, per_chunk = node_bytes(run.prep["chip"], radius, method)  # type: ignore[arg-type]
+        peak = (radius_bytes(run.prep["chip"], radius)
+                + run.workers * (plan["batch_size"] * per_batch + plan["chunk"] * per_chunk))
+        report.append({"search": what, "radius_px": radius, **plan,
+                       "estimated_bytes": fixed + peak})
+    return {**budget.as_dict(), "image_bytes": fixed, "searches": report}
+
+
 def _auto_levels(shape: tuple[int, int], chip: int, search: int, refine_px: int) -> int:
     """Pyramid depth: coarsest radius ≤ ~9 level px, its window ≤ 3/4 of the level image."""
     if search <= max(2 * refine_px, 8):
@@ -378,15 +565,15 @@ def _initial(initial_offsets: Any, grid_shape: tuple[int, int]) -> tuple[np.ndar
 
 def _coarse_pass(level: LevelImages, scale: int, rows: np.ndarray, cols: np.ndarray,
                  pred: tuple[np.ndarray, np.ndarray], radius: int, stride: int, *,
-                 q: _Quality, batch_size: int, workers: int) -> tuple[np.ndarray, np.ndarray]:
+                 run: _Run) -> tuple[np.ndarray, np.ndarray]:
     """Match a sparse node subset on a coarse level; return the new full-grid prediction."""
     ri = _predict.coarse_indices(rows.size, stride)
     ci = _predict.coarse_indices(cols.size, stride)
     cr, cc = np.meshgrid(rows[ri] / scale, cols[ci] / scale, indexing="ij")
     pr = np.rint(pred[0][np.ix_(ri, ci)] / scale)
     pc = np.rint(pred[1][np.ix_(ri, ci)] / scale)
-    out = _match_level(level, cr.ravel(), cc.ravel(), pr.ravel(), pc.ravel(), radius, q=q,
-                       subpixel=False, batch_size=batch_size, workers=workers)
+    out = _match_level(level, cr.ravel(), cc.ravel(), pr.ravel(), pc.ravel(), radius, q=run.q,
+                       subpixel=False, workers=run.workers, **run.batching(radius, level.method))
     n_ok = int((out.status == Status.OK).sum())
     log.debug("level scale %d: %d of %d coarse nodes matched", scale, n_ok, out.status.size)
     if n_ok == 0:
@@ -399,8 +586,7 @@ def _coarse_pass(level: LevelImages, scale: int, rows: np.ndarray, cols: np.ndar
 
 
 def _refine_with_ncc(out: _LevelOut, level: LevelImages,
-                     centres: tuple[np.ndarray, np.ndarray], *, batch_size: int,
-                     workers: int) -> None:
+                     centres: tuple[np.ndarray, np.ndarray], *, run: _Run) -> None:
     """Sub-pixel positions of orientation-correlation peaks from the NCC of the images.
 
     Unit orientation vectors are not band-limited (normalising the gradient is non-linear), so
@@ -412,9 +598,10 @@ def _refine_with_ncc(out: _LevelOut, level: LevelImages,
     if sel.size == 0:
         return
     loose = _Quality(-np.inf, -np.inf, -np.inf, 1, np.inf)
+    radius = _fast_radius(level.chip, 1)
     ncc = _match_level(level, centres[0][sel], centres[1][sel], np.rint(out.dy[sel]),
-                       np.rint(out.dx[sel]), _fast_radius(level.chip, 1), q=loose,
-                       subpixel=True, batch_size=batch_size, workers=workers)
+                       np.rint(out.dx[sel]), radius, q=loose, subpixel=True,
+                       workers=run.workers, **run.batching(radius, "ncc"))
     near = ((ncc.status == Status.OK) & (np.abs(ncc.dy - out.dy[sel]) <= 1.0)
             & (np.abs(ncc.dx - out.dx[sel]) <= 1.0))
     out.dy[sel[near]] = ncc.dy[near]
@@ -428,7 +615,8 @@ def match(reference: np.ndarray, secondary: np.ndarray, *, chip_size_px: int = 3
           subpixel: bool = True, min_peak_corr: float = 0.0, min_snr: float = 0.0,
           min_peak_ratio: float = 0.0, exclusion_px: int = 2, max_nodata_frac: float = 0.2,
           min_texture: float = 0.0, batch_size: int = 1024, workers: int = 1,
-          edge_research: bool = False, nodes: np.ndarray | None = None) -> MatchResult:
+          edge_research: bool = False, nodes: np.ndarray | None = None,
+          max_memory: str | int | Budget | None = None) -> MatchResult:
     """Match ``reference`` against ``secondary`` on a regular node grid.
 
     See the module docstring for the sign convention and the algorithm.
@@ -463,8 +651,9 @@ def match(reference: np.ndarray, secondary: np.ndarray, *, chip_size_px: int = 3
             chip; above it the node is NODATA.
         min_texture: Chips whose weighted standard deviation (image units) is at or below
             this are LOW_TEXTURE (a floor of 1e-5 × the image scale always applies).
-        batch_size: Nodes per vectorised batch (memory ≈ 30 kB per node); the FFTs run on
-            chunks of 256 nodes inside a batch.
+        batch_size: Largest number of nodes per vectorised batch; batches are smaller where
+            ``max_memory`` needs it. The FFTs run on chunks of up to 256 nodes inside a batch.
+            Results do not depend on it.
         workers: Threads; batches of nodes are matched in parallel (results do not depend on
             it).
         edge_research: Re-search nodes whose peak lies on the border of the finest search
@@ -476,6 +665,15 @@ def match(reference: np.ndarray, secondary: np.ndarray, *, chip_size_px: int = 3
         nodes: Boolean ``(n_rows, n_cols)`` mask of the nodes to match (default: all), e.g.
             the glacier and a sample of stable ground; the others are NODATA with NaN offsets
             and cost nothing at the finest level (coarse levels still predict everywhere).
+        max_memory: Budget for the working memory of matching (bytes, or a size such as
+            ``"4GB"``, see :func:`glacierkit.memory.parse_memory`): what ``match`` allocates
+            on top of what the process holds when it is called. The image-sized arrays
+            (:func:`image_bytes`) are counted first; the rest sizes the batches and FFT
+            chunks of every search (pyramid levels, EDGE re-search, ``workers`` batches at a
+            time) from a per-node model (:func:`node_bytes`). Default: half the available
+            memory (:func:`glacierkit.memory.default_budget`). Results do not depend on it.
+            ``settings["memory"]`` reports the budget, the batch sizes and the process RSS
+            when matching started.
 
     Returns:
         Offsets (px), quality and status on the node grid.
@@ -483,7 +681,11 @@ def match(reference: np.ndarray, secondary: np.ndarray, *, chip_size_px: int = 3
     Raises:
         InputError: Invalid arrays or parameters (e.g. chip or search window larger than the
             image). Chip content (nodata, no texture) never raises.
+        MemoryBudgetError: Not even one node of some search fits ``max_memory`` (raised
+            before any matching); the message names the parameters to change.
     """
+    rss_start = _process_rss()
+    budget = resolve_budget(max_memory)
     ref, sec = _check_pair(reference, secondary, method)
     _check_sizes(ref.shape, chip_size_px, search_px, step_px, refine_px)
     _check_tuning(taper, exclusion_px, max_nodata_frac, batch_size, workers)
@@ -497,7 +699,12 @@ def match(reference: np.ndarray, secondary: np.ndarray, *, chip_size_px: int = 3
                           max_nodata_frac),
                prep={"chip": chip_size_px, "taper": taper, "method": method,
                      "min_texture": min_texture},
-               batch_size=batch_size, workers=workers, edge_research=edge_research)
+               batch_size=batch_size, workers=workers, edge_research=edge_research,
+               memory=budget.bytes - image_bytes(ref.shape, method))
+    memory = _plan_memory(ref.shape, _searches(levels, chip_size_px, search_px, refine_px,
+                                               method=method, subpixel=subpixel,
+                                               edge_research=edge_research), run, budget)
+    memory["process_rss_at_start_bytes"] = rss_start
     pred = _coarse_to_fine(ref, sec, rows, cols, _initial(initial_offsets, (rows.size, cols.size)),
                            levels, run, search_px=search_px, refine_px=refine_px,
                            step_px=step_px)
@@ -511,8 +718,16 @@ def match(reference: np.ndarray, secondary: np.ndarray, *, chip_size_px: int = 3
                 "min_peak_ratio": min_peak_ratio, "exclusion_px": exclusion_px,
                 "max_nodata_frac": max_nodata_frac, "min_texture": min_texture,
                 "edge_research": edges,
-                "nodes_masked": 0 if mask is None else int(mask.size - mask.sum())}
+                "nodes_masked": 0 if mask is None else int(mask.size - mask.sum()),
+                "memory": memory}
     return _result(out, rows, cols, settings)
+
+
+def _process_rss() -> int:
+    """Resident set size of the current process (bytes)."""
+    import psutil
+
+    return int(psutil.Process().memory_info().rss)
 
 
 @dataclass(frozen=True)
@@ -524,6 +739,19 @@ class _Run:
     batch_size: int
     workers: int
     edge_research: bool = False
+    #: Working memory for the batches of all workers together (bytes).
+    memory: int = 1 << 62
+    #: ``(radius, method)`` → ``{"batch_size", "chunk"}``, filled by :meth:`batching`.
+    plans: dict[tuple[int, str], dict[str, int]] = field(default_factory=dict)
+
+    def batching(self, radius: int, method: str) -> dict[str, int]:
+        """Batch and FFT-chunk sizes for a search radius within the budget (cached)."""
+        key = (int(radius), method)
+        if key not in self.plans:
+            n, chunk = batch_plan(self.memory, self.prep["chip"], key[0], method,  # type: ignore[arg-type]
+                                  limit=self.batch_size, workers=self.workers)
+            self.plans[key] = {"batch_size": n, "chunk": chunk}
+        return self.plans[key]
 
 
 def _check_pair(reference: Any, secondary: Any, method: str) -> tuple[np.ndarray, np.ndarray]:
@@ -549,11 +777,10 @@ def _coarse_to_fine(ref: np.ndarray, sec: np.ndarray, rows: np.ndarray, cols: np
     chip = run.prep["chip"]
     for lev in range(levels, 0, -1):
         scale = 2**lev
-        radius = math.ceil(search_px / scale) + 1 if lev == levels else refine_px
+        radius = _level_radius(lev, levels, chip, search_px, refine_px)
         stride = max(1, round(scale * chip / step_px))
         level = prepare_level(*pyramid[lev], **run.prep)
-        pred = _coarse_pass(level, scale, rows, cols, pred, _fast_radius(chip, radius), stride,
-                            q=run.q, batch_size=run.batch_size, workers=run.workers)
+        pred = _coarse_pass(level, scale, rows, cols, pred, radius, stride, run=run)
     return pred
 
 
@@ -571,16 +798,15 @@ def _finest_level(ref: np.ndarray, sec: np.ndarray, rows: np.ndarray, cols: np.n
     centres = (cr.ravel(), cc.ravel())
     sub = subpixel and method == "ncc"
     out = _match_level(level, *centres, np.rint(pred[0]).ravel(), np.rint(pred[1]).ravel(),
-                       radius, q=run.q, subpixel=sub, batch_size=run.batch_size,
-                       workers=run.workers, mask=mask)
+                       radius, q=run.q, subpixel=sub, workers=run.workers, mask=mask,
+                       **run.batching(radius, method))
     edges: dict[str, Any] = {"enabled": run.edge_research}
     if run.edge_research:
         edges.update(_research_edges(level, out, centres, (rows.size, cols.size), radius, run,
                                      subpixel=sub))
     if subpixel and method == "oc":
         ncc_level = prepare_level(ref, sec, **{**run.prep, "method": "ncc"})
-        _refine_with_ncc(out, ncc_level, centres, batch_size=run.batch_size,
-                         workers=run.workers)
+        _refine_with_ncc(out, ncc_level, centres, run=run)
     return out, edges
 
 
@@ -625,8 +851,8 @@ def _research_edges(level: LevelImages, out: _LevelOut, centres: tuple[np.ndarra
         return info
     c_dy, c_dx, use = _research_centres(out, cand, grid_shape)
     res = _match_level(level, centres[0][cand], centres[1][cand], np.rint(c_dy), np.rint(c_dx),
-                       big, q=run.q, subpixel=subpixel, batch_size=run.batch_size,
-                       workers=run.workers)
+                       big, q=run.q, subpixel=subpixel, workers=run.workers,
+                       **run.batching(big, level.method))
     ok = res.status == Status.OK
     out.take(res, cand[ok], np.flatnonzero(ok))
     info.update(recovered=int(ok.sum()), centred_on_neighbours=int(use.sum()))
