@@ -194,8 +194,8 @@ def test_not_a_facies_model(setup: dict, tmp_path: Path) -> None:
     from glacierkit.dl.bundle import load_bundle
 
     b = load_bundle(setup["model"])
-    other = dataclasses.replace(b, training={**b.training, "task": "outlines"})
-    with pytest.raises(InputError, match="not a facies model"):
+    other = dataclasses.replace(b, task="mapping")
+    with pytest.raises(InputError, match="is a mapping model.*use `glacierkit map predict`"):
         classify_scene(other, {"optical": setup["scene"]}, tmp_path)
 
 

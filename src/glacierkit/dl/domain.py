@@ -264,7 +264,8 @@ def sample_scene(layout: Any, groups: Mapping[str, Sequence[tuple[str | os.PathL
         layout: The model's :class:`~glacierkit.dl.sources.SourceLayout`.
         groups: ``{group: [(path, 1-based bands or None), ...]}`` of the given groups (files
             of one group on one grid; groups may lie on different grids: each is sampled on
-            its own).
+            its own). A group whose files give another number of bands than it needs is left
+            out (NaN), so that the caller's band-count check reports it.
         n_windows: Windows per axis (``n_windows²`` windows in all).
         window_px: Window size in pixels (full resolution).
 
@@ -303,6 +304,8 @@ def sample_scene(layout: Any, groups: Mapping[str, Sequence[tuple[str | os.PathL
                                          axis=0)
                 except WindowError:  # files of one group on different grids (align=...)
                     continue
+                if raw.shape[0] != g.n_bands:
+                    break  # a wrong band count is the caller's error to report
                 if g.kind == "dem" and min(h, w) < 2:
                     continue
                 parts.append(prepare_group(g, raw, pixel_size=psize)

@@ -1,11 +1,11 @@
 """Apply a facies model to a scene: facies map, confidence and per-glacier facies areas.
 
 :func:`classify_scene` runs a facies model file (a ``.gkm`` bundle whose
-``training["task"] == "facies"``, e.g. from :func:`glacierkit.facies.models.patchnet_bundle`)
+task is ``"facies"``, e.g. from :func:`glacierkit.facies.models.patchnet_bundle`)
 over a whole scene with :func:`glacierkit.dl.predict.predict_scene` (tiled; ONNX Runtime on the
 CPU by default) and turns its class map into glacier facies products::
 
-    sources ──predict_scene──▶ classes, calibrated confidence (temporary, in out_dir)
+    sources ──predict_scene──▶ classes, confidence (temporary, in out_dir)
             ──▶ restricted to the glacier outlines (rasterized on the scene grid)
             ──▶ optional majority filter (odd window, inside the glaciers only)
             ──▶ facies.tif, confidence.tif, areas.csv, report.json
@@ -17,9 +17,11 @@ end, so that a failure leaves no partial set; existing files are refused unless
 * ``facies.tif`` — uint8 facies index (class ``i`` is the model's ``classes[i]``), nodata 255
   outside the glaciers and where the scene has no data; colour table of
   :func:`glacierkit.facies.vocab.colour_table`; class names in the ``CLASS_NAMES`` tag.
-* ``confidence.tif`` — float32 calibrated confidence (0–1) of the model's top class, NaN
-  where ``facies.tif`` is nodata. Where the majority filter changed a pixel's class, the
-  value is still the model's confidence in its own (unfiltered) class.
+* ``confidence.tif`` — float32 confidence (0–1) of the model's top class, NaN where
+  ``facies.tif`` is nodata: calibrated when the model file holds a calibration map, else the
+  uncalibrated maximum probability (tag ``CALIBRATION``, report ``model.calibration``).
+  Where the majority filter changed a pixel's class, the value is still the model's
+  confidence in its own (unfiltered) class.
 * ``areas.csv`` — one row per glacier: ``id``, ``area_km2`` (the glacier's pixels on the
   scene grid), ``observed_km2`` / ``observed_pct`` (those with a prediction), and for each
   facies ``<name>_km2`` and ``<name>_pct`` (percent of ``area_km2``).
@@ -75,7 +77,8 @@ class FaciesResult:
 
     Attributes:
         facies: ``facies.tif`` (uint8 facies index, nodata 255, colour table).
-        confidence: ``confidence.tif`` (float32 calibrated confidence 0–1, NaN nodata).
+        confidence: ``confidence.tif`` (float32 confidence 0–1, NaN nodata; calibrated
+            only when the model file holds a calibration map).
         areas_csv: ``areas.csv`` (per-glacier facies areas, km² and %).
         report: ``report.json``.
         areas: The area table as a DataFrame (one row per glacier; columns as in the CSV).
@@ -184,16 +187,18 @@ def majority_filter(classes: np.ndarray, size: int, *, mask: np.ndarray | None =
 
 # ---------------------------------------------------------------------------- helpers
 def _load_facies_bundle(model: Any) -> Any:
-    from glacierkit.dl.bundle import ModelBundle, load_bundle
+    from glacierkit.dl.bundle import ModelBundle, check_task, load_bundle
 
     bundle = model if isinstance(model, ModelBundle) else load_bundle(model)
-    task = (bundle.training or {}).get("task")
-    if task != "facies":
+    if bundle.task is None:
+        from glacierkit.errors import ModelKindError
+
         name = bundle.path or "the model bundle"
-        raise InputError(f"{name} is not a facies model (its training record says task="
-                         f"{task!r}, classes {list(bundle.classes)}); classify_scene needs a "
-                         f"model from 'glacierkit facies train' (task 'facies'). Outline "
-                         f"models run with 'glacierkit map predict'.")
+        raise ModelKindError(f"{name} does not say it is a facies model (no task recorded, "
+                             f"classes {list(bundle.classes)}); classify_scene needs a model "
+                             f"from 'glacierkit facies train' (task 'facies'). Outline models "
+                             f"run with `glacierkit map predict`.")
+    check_task(bundle, "facies", command="glacierkit facies predict")
     if not 1 <= len(bundle.classes) < FACIES_NODATA:
         raise InputError(f"the facies model has {len(bundle.classes)} classes; facies.tif "
                          f"holds 1–254.")
@@ -384,7 +389,7 @@ def classify_scene(model: Any, sources: Mapping[str, Any], out_dir: str | os.Pat
                    *, outlines: Any = None, id_field: str | None = None, majority: int = 0,
                    backend: str = "auto", tile_size: int | None = None,
                    align: bool | str | Grid = False, overwrite: bool = False,
-                   progress: bool = False) -> FaciesResult:
+                   progress: bool = False, allow_domain_shift: bool = False) -> FaciesResult:
     """Map glacier surface facies on a scene and measure them per glacier.
 
     Args:
@@ -410,12 +415,18 @@ def classify_scene(model: Any, sources: Mapping[str, Any], out_dir: str | os.Pat
             group name or a :class:`~glacierkit.io.grid.Grid` to resample onto.
         overwrite: Replace existing products (default: refuse before any work).
         progress: Show predict_scene's progress bar.
+        allow_domain_shift: Classify even when the scene's values lie far outside the
+            model's training domain (logged as a warning); by default such a scene is refused
+            before anything is computed (:func:`glacierkit.dl.domain.check_scene_domain`).
 
     Returns:
         A :class:`FaciesResult` with the paths and the area table.
 
     Raises:
-        InputError: not a facies model; a scene whose band count differs from the model's
+        ModelKindError: not a facies model (the message names the command for its task).
+        DomainShiftError: the scene lies far outside the training domain (the message names
+            the channel, both ranges and the likely cause).
+        InputError: a scene whose band count differs from the model's
             (the message names the expected bands); outlines that do not overlap the scene;
             an invalid ``majority``.
         OutputExistsError: a product exists and ``overwrite`` is False.
@@ -446,6 +457,16 @@ def classify_scene(model: Any, sources: Mapping[str, Any], out_dir: str | os.Pat
     layout = SourceLayout.from_dict(bundle.layout)
     classes = tuple(str(c) for c in bundle.classes)
     band_warnings = _check_band_names(layout, sources)
+    from glacierkit.dl.domain import check_scene_domain
+
+    domain_check = check_scene_domain(
+        bundle.domain, layout,
+        {k: _group_paths(v) for k, v in sources.items() if v is not None and
+         k in layout.group_names},
+        allow_domain_shift=allow_domain_shift, model_name=str(bundle.path or "the model"))
+    if bundle.calibration is None:
+        log.info("the facies model holds no calibration map: confidence.tif is the "
+                 "uncalibrated maximum class probability")
 
     # Outlines first: a wrong file fails before the model runs.
     grid0 = _scene_grid(sources, align)
@@ -462,7 +483,7 @@ def classify_scene(model: Any, sources: Mapping[str, Any], out_dir: str | os.Pat
         (work / "predict").mkdir()
         res = predict_scene(bundle, sources, work / "predict", backend=backend,  # type: ignore[arg-type]
                             tile_size=tile_size, outlines=False, progress=progress,
-                            align=align, overwrite=False)
+                            align=align, overwrite=False, task="facies", check_domain=False)
         grid = res.grid
         if not grid.almost_equals(grid0):  # pragma: no cover - predict_scene's grid rule
             raise InputError(f"the prediction grid {grid.describe()} differs from the "
@@ -509,7 +530,7 @@ def classify_scene(model: Any, sources: Mapping[str, Any], out_dir: str | os.Pat
                 colormap=cmap, overview_resampling="nearest"),
             "confidence": write_raster(
                 work / _FILENAMES["confidence"], conf, grid, band_names=["confidence"],
-                units="1", tags={**tags, "CALIBRATION": "none" if bundle.calibration is None
+                units="1", tags={**tags, "CALIBRATION": "uncalibrated" if bundle.calibration is None
                                  else str(bundle.calibration.get("kind", "custom"))}),
         }
         table.to_csv(work / _FILENAMES["areas"], index=False, float_format="%.6g")
@@ -519,8 +540,10 @@ def classify_scene(model: Any, sources: Mapping[str, Any], out_dir: str | os.Pat
             "model": {"file": str(bundle.path) if bundle.path else None, "arch": bundle.arch,
                       "classes": list(classes), "trained_with": bundle.glacierkit_version,
                       "receptive_field_px": (bundle.training or {}).get("receptive_field_px"),
-                      "calibration": None if bundle.calibration is None
-                      else bundle.calibration.get("kind", "custom")},
+                      "calibration": "uncalibrated" if bundle.calibration is None
+                      else bundle.calibration.get("kind", "custom"),
+                      "task": bundle.task},
+            "domain_check": domain_check,
             "vocabulary": vocab_text, "vocabulary_record": vocab_dict,
             "sources": {k: [str(p) for p, _ in _group_paths(v)] for k, v in sources.items()
                         if v is not None},
