@@ -176,12 +176,17 @@ def predict(
                                  help="Outline attribute naming the glaciers."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing products."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    allow_domain_shift: bool = typer.Option(
+        False, "--allow-domain-shift",
+        help="Classify even when the scene's values lie far outside the model's training "
+             "domain (see glacierkit info MODEL); logged as a warning."),
 ) -> None:
     """Map facies on a scene: facies.tif, confidence.tif, per-glacier areas.csv, report.json."""
-    from glacierkit.dl.bundle import load_bundle
+    from glacierkit.dl.bundle import check_task, load_bundle
     from glacierkit.facies.apply import classify_scene
 
     bundle = load_bundle(model)
+    check_task(bundle, "facies", command="glacierkit facies predict")
     groups = list(bundle.layout.get("groups") or [])
     dem_groups = [g["name"] for g in groups if g.get("kind") == "dem"]
     image_groups = [g["name"] for g in groups if g.get("kind") != "dem"]
@@ -199,11 +204,14 @@ def predict(
         raise InputError("--dem given but the model has no DEM group; leave it out.")
     out.mkdir(parents=True, exist_ok=True)
     res = classify_scene(bundle, sources, out, outlines=outlines, id_field=id_field,
-                         majority=majority, backend=backend, overwrite=overwrite)
+                         majority=majority, backend=backend, overwrite=overwrite,
+                         allow_domain_shift=allow_domain_shift)
     if as_json:
         typer.echo(json.dumps(jsonable({
             "paths": res.paths, "backend": res.backend, "classes": list(res.classes),
             "majority": res.majority, "seconds": res.seconds,
+            "calibration": (bundle.calibration or {}).get("kind", "custom")
+            if bundle.calibration is not None else "uncalibrated",
             "areas": res.areas.to_dict(orient="records")})))
         return
     t = Table(title=f"facies areas ({res.backend}"
@@ -220,4 +228,6 @@ def predict(
                   *[f"{r[f'{c}_km2']:.3f} ({r[f'{c}_pct']:.1f})" for c in shown])
     con = Console()
     con.print(t)
+    if bundle.calibration is None:
+        con.print("confidence.tif is uncalibrated (the model holds no calibration map)")
     con.print(f"→ {', '.join(p.name for p in res.paths.values())} in {out}")

@@ -120,21 +120,30 @@ def predict(
     align: bool = typer.Option(False, "--align",
                                help="Resample all sources onto the first group's grid."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing products."),
+    allow_domain_shift: bool = typer.Option(
+        False, "--allow-domain-shift",
+        help="Predict even when the scene's values lie far outside the model's training "
+             "domain (see glacierkit info MODEL); logged as a warning."),
 ) -> None:
-    """Predict glacier classes, calibrated confidence and outlines for a whole scene."""
-    from glacierkit.dl.bundle import load_bundle
+    """Predict glacier classes, confidence (calibrated if the model is) and outlines."""
+    from glacierkit.dl.bundle import check_task, load_bundle
     from glacierkit.dl.predict import predict_scene
 
     bundle = load_bundle(model)
+    check_task(bundle, "mapping", command="glacierkit map predict")
     groups = [g["name"] for g in bundle.layout["groups"]]
     src = parse_sources(sources, groups)
     out.mkdir(parents=True, exist_ok=True)
     res = predict_scene(bundle, src, out, backend=backend,  # type: ignore[arg-type]
                         tile_size=tile_size, overlap=overlap, tta=tta, mc_samples=mc_samples,
                         region=region, write_probabilities=probabilities,
-                        min_area_km2=min_area, align=align, overwrite=overwrite)
+                        min_area_km2=min_area, align=align, overwrite=overwrite,
+                        allow_domain_shift=allow_domain_shift)
+    conf = ("confidence uncalibrated (the model holds no calibration map)"
+            if bundle.calibration is None else
+            f"confidence calibrated ({bundle.calibration.get('kind', 'custom')})")
     Console().print(f"{res.backend} ({res.device}): {res.tiles_run} tiles, "
-                    f"{res.tiles_skipped} skipped, {res.total_seconds:.1f} s → "
+                    f"{res.tiles_skipped} skipped, {res.total_seconds:.1f} s, {conf} → "
                     + ", ".join(p.name for p in res.paths.values()))
 
 
