@@ -29,7 +29,7 @@ from glacierkit import __version__, examples
 from glacierkit.errors import OutputExistsError
 from glacierkit.io import open_raster, polygonize, rasterize, read_vector, write_raster
 from glacierkit.io.info import describe
-from glacierkit.io.vector import write_vector
+from glacierkit.io.vector import footprint_frame, write_outlines, write_vector
 from glacierkit.velocity.prefilter import gaussian_highpass
 from glacierkit.viz import quicklook
 
@@ -129,7 +129,9 @@ def _step_outlines(out: Path) -> tuple[list[Path], dict[str, Any], list[str]]:
                       tags={"source": "RGI 6.0 outlines rasterized on the Landsat-7 grid"},
                       overview_resampling="nearest", overwrite=True)
     polys = polygonize(mask, rgb.grid, class_names={1: "glacier"})
-    p4 = write_vector(polys, out / "everest_glacier_polygons.gpkg", overwrite=True)
+    # With the scene footprint: the RGI outlines were cut to the Landsat scene.
+    p4 = write_outlines(polys, out / "everest_glacier_polygons.gpkg", overwrite=True,
+                        footprint=footprint_frame(rgb.valid.all(axis=0), rgb.grid))
     numbers = {"rock_polygons": len(rock), "rgi_outlines": len(rgi),
                "glacier_pixels": int(mask.sum()),
                "glacier_area_in_crop_km2": round(float(polys["area_km2"].sum()), 3),
