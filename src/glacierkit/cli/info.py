@@ -1,4 +1,4 @@
-"""``glacierkit info PATH [--json]``: describe a raster or vector file."""
+"""``glacierkit info PATH [--json]``: describe a raster, vector or model (``.gkm``) file."""
 
 from __future__ import annotations
 
@@ -21,17 +21,29 @@ def _fmt(v: object) -> str:
     return str(v)
 
 
+def _fmt4(v: object) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else _fmt(v)
+
+
 @app.command()
 def info(
-    path: Path = typer.Argument(..., help="Raster (GeoTIFF, PNG, ...) or vector file."),
+    path: Path = typer.Argument(..., help="Raster (GeoTIFF, PNG, ...), vector or model "
+                                "(.gkm) file."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
-    """Describe a raster (CRS, size, resolution, bands, statistics) or a vector file."""
+    """Describe a raster (CRS, size, resolution, bands, statistics), a vector or a model file.
+
+    For a model file: task, architecture and size, source groups and bands, classes, the
+    training domain per channel, calibration, normalisation, tiling and format version.
+    """
     d = describe(path)
     if as_json:
         typer.echo(json.dumps(d, indent=2))
         return
     con = Console()
+    if d["kind"] == "model":
+        _print_model(con, path, d)
+        return
     t = Table(title=str(path), show_header=False, title_justify="left")
     if d["kind"] == "raster":
         rows = [("driver", d["driver"]), ("crs", d["crs"] or "none (not georeferenced)"),
@@ -53,3 +65,69 @@ def info(
             bt.add_row(str(b["index"]), b["name"], b["unit"] or "—", _fmt(b["min"]),
                        _fmt(b["max"]), _fmt(b["mean"]), f"{100 * b['valid_share']:.1f}")
         con.print(bt)
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return "—"
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return str(n)  # pragma: no cover
+
+
+def _print_model(con: Console, path: Path, d: dict) -> None:
+    """Model-file tables, each at most 80 columns wide."""
+    kw = d.get("model_kwargs") or {}
+    arch = d["arch"] + (f" (size {kw['size']})" if kw.get("size") else "")
+    params = d.get("parameters")
+    cal = d["calibration"]
+    cal_text = cal["method"]
+    if cal["values"]:
+        cal_text += " (" + ", ".join(f"{k}={_fmt4(v)}" for k, v in cal["values"].items()) + ")"
+    cond = d.get("cond") or {}
+    cond_text = cond.get("kind", "none") + (f" {cond['regions']}" if cond.get("regions") else "")
+    tile = d.get("tile") or {}
+    rows = [("task", d["task"] or "unknown (not recorded)"), ("architecture", arch),
+            ("parameters", f"{params:,}" if params is not None else "—"),
+            ("file size", _size(d.get("file_size_bytes"))),
+            ("ONNX graph", "yes" if d.get("onnx") else "no"),
+            ("classes", ", ".join(f"{i} {c}" for i, c in enumerate(d["classes"]))),
+            ("calibration", cal_text),
+            ("conditioning", cond_text),
+            ("tile", f"{tile.get('size', '—')} px, overlap {tile.get('overlap', '—')} px"),
+            ("format version", str(d["format_version"])),
+            ("written by", f"glacierkit {d['glacierkit_version']}")]
+    for k, v in (d.get("training") or {}).items():
+        if isinstance(v, int | float | str) and not isinstance(v, bool):
+            rows.append((f"training {k}", _fmt4(v)))
+    t = Table(title=str(path), show_header=False, title_justify="left")
+    for k, v in rows:
+        t.add_row(k, v)
+    con.print(t)
+    g = Table("group", "kind", "raw bands", "channels", title="source groups (input order)",
+              title_justify="left")
+    for grp in d["groups"]:
+        g.add_row(grp["name"], grp["kind"], ", ".join(grp["bands"]), ", ".join(grp["channels"]))
+    con.print(g)
+    dom = d["domain"]
+    if dom == "unknown":
+        con.print("training domain: unknown (the model file predates domain records; scenes "
+                  "are not checked against it)")
+    else:
+        title = "training domain" + (f" ({d['domain_source']})" if d.get("domain_source")
+                                     else "")
+        dt = Table("channel", "dtype", "units", "p0.5", "p50", "p99.5", "valid %",
+                   title=title, title_justify="left")
+        for r in dom:
+            share = r.get("valid_share")
+            dt.add_row(r["channel"], r.get("dtype") or "—", r.get("units") or "unknown",
+                       _fmt4(r.get("p0_5")), _fmt4(r.get("p50")), _fmt4(r.get("p99_5")),
+                       "—" if share is None else f"{100 * share:.1f}")
+        con.print(dt)
+    nt = Table("channel", "mean", "std", title="normalisation (x − mean) / std",
+               title_justify="left")
+    for r in d.get("norm") or []:
+        nt.add_row(str(r["channel"]), _fmt4(r["mean"]), _fmt4(r["std"]))
+    con.print(nt)

@@ -37,7 +37,9 @@ from __future__ import annotations
 import io
 import json
 import logging
+import math
 import os
+import pickle
 import tempfile
 import zipfile
 from collections.abc import Callable, Mapping
@@ -557,12 +559,13 @@ def bundle_summary(bundle: ModelBundle) -> dict[str, Any]:
     """A JSON-serialisable description (for ``glacierkit info`` and logs).
 
     Keys: ``path``, ``file_size_bytes``, ``task`` (``None``: unknown), ``arch``,
-    ``model_kwargs``, ``parameters`` (count from the weights; ``None`` when they cannot be read
-    without torch), ``groups`` (per source group: ``name``, ``kind``, ``bands``,
-    ``channels``), ``classes``, ``domain`` (per channel, or ``"unknown"``), ``calibration``
-    (:func:`calibration_summary`), ``calibrated``, ``norm`` (per channel mean/std), ``cond``,
-    ``tile``, ``onnx``, ``format_version``, ``glacierkit_version``, ``training`` (a few
-    scalar facts: strategy, group dropout, epochs).
+    ``model_kwargs``, ``parameters`` (values in the state dict, parameters and buffers, counted
+    without torch; ``None`` when the weights cannot be read that way), ``groups`` (per source
+    group: ``name``, ``kind``, ``bands``, ``channels``), ``classes``, ``domain`` (per
+    channel, or ``"unknown"``), ``calibration`` (:func:`calibration_summary`), ``calibrated``,
+    ``norm`` (per channel mean/std), ``cond``, ``tile``, ``onnx``, ``format_version``,
+    ``glacierkit_version``, ``training`` (a few scalar facts: strategy, group dropout,
+    epochs).
     """
     from glacierkit.dl.domain import describe_domain
 
@@ -598,19 +601,39 @@ def bundle_summary(bundle: ModelBundle) -> dict[str, Any]:
             "glacierkit_version": bundle.glacierkit_version, "training": facts}
 
 
-def _count_parameters(bundle: ModelBundle) -> int | None:
-    """Number of weights in the state dict, read from the zip without torch.
+class _StateDictCounter(pickle.Unpickler):
+    """Reads a ``torch.save``'d state dict's ``data.pkl`` without torch, tensors as sizes.
 
-    ``torch.save`` writes a zip whose ``data.pkl`` lists every tensor's storage; counting
-    without unpickling is not reliable, so this uses torch when it is installed and returns
-    ``None`` otherwise.
+    Only the handful of globals a state dict uses resolve (to inert stand-ins); anything else
+    raises, so no code from the file runs.
+    """
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) == ("collections", "OrderedDict"):
+            return dict
+        if (module, name) == ("torch._utils", "_rebuild_tensor_v2"):
+            return lambda storage, offset, size, *a, **k: math.prod(size)
+        if (module, name) == ("torch._utils", "_rebuild_parameter"):
+            return lambda data, *a, **k: data
+        if module == "torch" and name.endswith("Storage"):
+            return name
+        raise pickle.UnpicklingError(f"{module}.{name} is not part of a state dict")
+
+    def persistent_load(self, pid: Any) -> Any:
+        return None
+
+
+def _count_parameters(bundle: ModelBundle) -> int | None:
+    """Number of values in the state dict (parameters and buffers), read without torch.
+
+    ``None`` when the weights member cannot be read this way.
     """
     try:
-        import torch  # noqa: F401
-    except ImportError:  # pragma: no cover - depends on the environment
+        with zipfile.ZipFile(io.BytesIO(bundle.weights_bytes())) as zf:
+            pkl = next(n for n in zf.namelist() if n.endswith("/data.pkl") or n == "data.pkl")
+            sd = _StateDictCounter(io.BytesIO(zf.read(pkl))).load()
+    except Exception:  # an unreadable weights member is reported when the model is used
         return None
-    try:
-        sd = bundle.state_dict()
-    except Exception:  # a corrupt weights member is reported when the model is used
+    if not isinstance(sd, dict):
         return None
-    return int(sum(int(v.numel()) for v in sd.values() if hasattr(v, "numel")))
+    return int(sum(v for v in sd.values() if isinstance(v, int) and not isinstance(v, bool)))

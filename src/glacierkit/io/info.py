@@ -1,4 +1,4 @@
-"""Describe a raster or vector file: the facts behind ``glacierkit info``.
+"""Describe a raster, vector or model file: the facts behind ``glacierkit info``.
 
 Band statistics are computed block by block (never the whole scene in memory at once).
 """
@@ -31,13 +31,27 @@ def describe(path: str | os.PathLike[str]) -> dict[str, Any]:
 
     Vector keys: ``kind="vector"``, ``driver``, ``crs``, ``epsg``, ``feature_count``,
     ``geometry_types``, ``fields`` (name → dtype), ``bounds``.
+
+    Model files (``.gkm``): ``kind="model"`` and the keys of
+    :func:`glacierkit.dl.bundle.bundle_summary` (task, architecture, parameters, file size,
+    source groups and bands, classes, training domain, calibration, normalisation, tiling,
+    format and glacierkit versions). Reading one needs no torch.
     """
     p = Path(path)
     if not p.exists():
         raise DatasetNotFoundError(f"{p} does not exist.")
+    if p.suffix.lower() == ".gkm":
+        return describe_model(p)
     if p.suffix.lower() in _VECTOR_SUFFIXES:
         return describe_vector(p)
     return describe_raster(p)
+
+
+def describe_model(path: Path) -> dict[str, Any]:
+    """Model-file part of :func:`describe` (metadata only; the weights are not loaded)."""
+    from glacierkit.dl.bundle import bundle_summary, load_bundle
+
+    return {"kind": "model", **bundle_summary(load_bundle(path))}
 
 
 def _crs_text(crs: Any) -> tuple[str | None, int | None]:
