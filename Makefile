@@ -1,6 +1,8 @@
 # glacierkit — the two set-up commands of the README:
 #   make demo   creates .venv, installs glacierkit (with the dl extra), runs the demo on the real example data
 #   make test   creates .venv, installs glacierkit with the dl and dev extras, runs the test suite
+#   make test-threads  reruns the tests that compare floats across code paths with 1 and with 2
+#               BLAS/OpenMP/torch threads forced (results must not depend on the thread count)
 # The dl extra pins torch==2.13.0 (a CPU build is served from the local wheel index).
 PYTHON ?= python3
 VENV   ?= .venv
@@ -8,7 +10,7 @@ BIN    := $(VENV)/bin
 DEMO_OUT ?= demo-output
 PYTEST_ARGS ?= -n 2 -m "not slow"
 
-.PHONY: demo test test-slow install lint bench clean
+.PHONY: demo test test-threads test-slow install lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +27,18 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Kernel, tiling and inference tests: their float comparisons across code paths must hold for
+# any thread count (batched matmuls, FFTs and convolutions sum in a thread-dependent order).
+# torch takes its intra-op thread count from OMP_NUM_THREADS / MKL_NUM_THREADS.
+THREAD_TESTS ?= tests/test_velocity tests/test_tiling tests/test_dl/test_predict.py \
+	tests/test_dl/test_bundle.py tests/test_dl/test_train.py tests/test_facies/test_facies_cnn.py \
+	tests/test_facies/test_models_cv.py
+threads = OMP_NUM_THREADS=$(1) OPENBLAS_NUM_THREADS=$(1) MKL_NUM_THREADS=$(1)
+
+test-threads: install
+	$(call threads,1) $(BIN)/python -m pytest -n 2 -m "not slow" $(THREAD_TESTS)
+	$(call threads,2) $(BIN)/python -m pytest -p no:xdist -m "not slow" $(THREAD_TESTS)
 
 test-slow: install
 	$(BIN)/python -m pytest -n 2 -m slow
