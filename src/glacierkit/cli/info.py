@@ -80,7 +80,7 @@ def _size(n: int | None) -> str:
 def _print_model(con: Console, path: Path, d: dict) -> None:
     """Model-file tables, each at most 80 columns wide."""
     kw = d.get("model_kwargs") or {}
-    arch = d["arch"] + (f" (size {kw['size']})" if kw.get("size") else "")
+    arch = (d["arch"] or "—") + (f" (size {kw['size']})" if kw.get("size") else "")
     params = d.get("parameters")
     cal = d["calibration"]
     cal_text = cal["method"]
@@ -118,7 +118,7 @@ def _print_model(con: Console, path: Path, d: dict) -> None:
     else:
         title = "training domain" + (f" ({d['domain_source']})" if d.get("domain_source")
                                      else "")
-        dt = Table("channel", "dtype", "units", "p0.5", "p50", "p99.5", "valid %",
+        dt = Table("channel", "file dtype", "units", "p0.5", "p50", "p99.5", "valid %",
                    title=title, title_justify="left")
         for r in dom:
             share = r.get("valid_share")
@@ -126,7 +126,7 @@ def _print_model(con: Console, path: Path, d: dict) -> None:
                        _fmt4(r.get("p0_5")), _fmt4(r.get("p50")), _fmt4(r.get("p99_5")),
                        "—" if share is None else f"{100 * share:.1f}")
         con.print(dt)
-    nt = Table("channel", "mean", "std", title="normalisation (x − mean) / std",
+    nt = Table("channel", "mean", "std", title="normalisation",
                title_justify="left")
     for r in d.get("norm") or []:
         nt.add_row(str(r["channel"]), _fmt4(r["mean"]), _fmt4(r["std"]))
