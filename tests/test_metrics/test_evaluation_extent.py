@@ -116,6 +116,10 @@ def test_reference_half_outside_is_clipped_and_reported(half_outside, caplog):
     assert ras["n_pixels"] == 100 * 100 - 100
     assert vec["n_pixels"] == (100 * 100 - 100) * 16
     json.dumps(vec)
+    # Outline file against its own raster: the footprint and the valid pixels agree.
+    own = evaluate_outlines(h["gpkg"], h["tif"])
+    assert own["mode"] == "vector/raster" and own["iou"] == 1.0
+    assert "footprint layer" in own["extent"] and own["n_pixels"] == 100 * 100 - 100
 
 
 def test_clipped_edge_is_not_an_outline_boundary(tmp_path: Path):

@@ -563,8 +563,9 @@ def evaluate_outlines(pred: Any, ref: Any, *, positive: int | tuple[int, ...] = 
 
     Raises:
         GridMismatchError: two rasters on different grids.
-        InputError: PRED and REF do not overlap (both bounds in the message), the reference
-            has no glacier pixel/polygon in the evaluated area, or an input is malformed.
+        InputError: PRED and REF do not overlap (both bounds in the message), the evaluated
+            extent is empty or misses the inputs, the reference has no glacier pixel/polygon
+            in the evaluated area, or an input is malformed.
         CRSError: a raster grid is geographic, or an input lacks a CRS.
         DatasetNotFoundError, RasterReadError, VectorReadError: unreadable files.
     """
