@@ -324,3 +324,15 @@ def test_everest_baseline_raster_and_outlines_agree(shared_data: Path, tmp_path:
     assert abs(vec["boundary_hausdorff_m"] - ras["boundary_hausdorff_m"]) <= tol_b
     assert abs(vec["boundary_mean_m"] - ras["boundary_mean_m"]) <= tol_b
     assert vec["boundary_hausdorff_m"] < 2000
+
+
+def test_outline_touching_the_extent_from_outside():
+    # A glacier entirely outside the extent but sharing its edge: the cut leaves a line,
+    # which is neither area nor boundary.
+    inside = box(X0 + 500, Y0 - 600, X0 + 800, Y0 - 200)
+    touching = box(X0 + 1000, Y0 - 900, X0 + 1200, Y0 - 700)
+    ext = _gdf(box(*GRID.bounds))
+    res = evaluate_outlines(_gdf(inside, touching), _gdf(inside), extent=ext)
+    assert res["iou"] == 1.0 and res["boundary_hausdorff_m"] == 0.0
+    assert res["area_pred_km2"] == pytest.approx(0.12)
+    assert res["pred_area_outside_km2"] == pytest.approx(0.04)

@@ -194,12 +194,23 @@ def raster_boundary_distances(pred: np.ndarray, ref: np.ndarray, *,
 
 
 # ---------------------------------------------------------------------------- vector boundary
+def _polygonal(geom: shapely.Geometry) -> shapely.Geometry:
+    """The polygons of ``geom``: lines and points (e.g. where a cut only touches) dropped."""
+    if geom.geom_type in ("Polygon", "MultiPolygon"):
+        return geom
+    parts = shapely.get_parts(geom)
+    parts = np.concatenate([shapely.get_parts(q) if q.geom_type == "GeometryCollection"
+                            else [q] for q in parts]) if len(parts) else parts
+    polys = [q for q in parts if q.geom_type in ("Polygon", "MultiPolygon") and not q.is_empty]
+    return shapely.union_all(polys) if polys else shapely.Polygon()
+
+
 def _dissolve(geoms: Any) -> shapely.Geometry:
     arr = np.asarray(geoms, dtype=object).ravel() if not isinstance(
         geoms, shapely.Geometry) else np.array([geoms], dtype=object)
     arr = arr[~shapely.is_missing(arr)]
     arr = shapely.make_valid(arr)
-    return shapely.union_all(arr) if arr.size else shapely.Polygon()
+    return _polygonal(shapely.union_all(arr)) if arr.size else shapely.Polygon()
 
 
 def sample_boundary(geom: shapely.Geometry, spacing: float) -> np.ndarray:
@@ -627,8 +638,8 @@ def evaluate_outlines(pred: Any, ref: Any, *, positive: int | tuple[int, ...] = 
         dp, dr = _dissolve(gp.geometry.values), _dissolve(gr.geometry.values)
         edge = None
         if fps:
-            foot = shapely.intersection_all([_dissolve(_to_crs(f, wcrs, d).geometry.values)
-                                             for f, d in fps])
+            foot = _polygonal(shapely.intersection_all(
+                [_dissolve(_to_crs(f, wcrs, d).geometry.values) for f, d in fps]))
             extent_text = "; ".join(d for _, d in fps)
             if foot.is_empty or foot.area == 0:
                 raise InputError(f"the evaluated extent ({extent_text}) is empty: the "
@@ -636,7 +647,7 @@ def evaluate_outlines(pred: Any, ref: Any, *, positive: int | tuple[int, ...] = 
                                  f"(CLI: --extent) and the files' footprint layers.")
             for key, whole in (("pred", dp), ("ref", dr)):
                 total = _geom_area_km2(whole, wcrs)
-                cut = shapely.intersection(whole, foot)
+                cut = _polygonal(shapely.intersection(whole, foot))
                 clipped[key] = (max(0.0, total - _geom_area_km2(cut, wcrs)), total)
                 if key == "pred":
                     dp = cut
