@@ -93,40 +93,16 @@ def write_quicklook(path: Path, background: Raster, grid: Grid, vx: np.ndarray,
                     dpi: int = 110) -> Path:
     """Speed (colour, semi-transparent) over the reference image (grey) with flow arrows.
 
-    ``width_in`` (inches) and ``dpi`` set the figure size (smaller for documentation).
+    Drawn by :func:`glacierkit.viz.velocity_map`: axes in map units with the CRS named, a
+    scale bar, a colour bar in ``units`` capped at the 98th percentile (the cap marked when
+    the map reaches beyond it) and an arrow-scale key. ``vx``, ``vy``, ``v`` have the shape
+    of ``grid`` (the node grid). ``width_in`` (inches) and ``dpi`` set the figure size
+    (smaller for documentation).
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from glacierkit.viz import finish_map_axes, save_png, stretch
+    from glacierkit.viz import save_png, velocity_map
 
     check_output_path(path, overwrite=overwrite)
-    left, bottom, right, top = background.grid.bounds
-    nl, nb, nr, nt = grid.bounds
-    fig, ax = plt.subplots(figsize=(width_in, max(3.0, width_in * grid.height / grid.width)),
-                           dpi=dpi)
-    try:
-        ax.imshow(np.ma.masked_invalid(stretch(background.data[0])), cmap="gray",
-                  extent=(left, right, bottom, top), interpolation="nearest")
-        finite = v[np.isfinite(v)]
-        vmax = float(np.percentile(finite, 98)) if finite.size else 1.0
-        im = ax.imshow(np.ma.masked_invalid(v), cmap="viridis", vmin=0, vmax=vmax, alpha=0.75,
-                       extent=(nl, nr, nb, nt), interpolation="nearest")
-        fig.colorbar(im, ax=ax, shrink=0.8, label=f"speed ({units})")
-        step = max(1, max(grid.shape) // arrows)
-        rr, cc = np.mgrid[step // 2:grid.height:step, step // 2:grid.width:step]
-        x, y = grid.xy(rr, cc)
-        u, w = vx[rr, cc], vy[rr, cc]
-        ok = np.isfinite(u) & np.isfinite(w)
-        if ok.any():
-            ax.quiver(x[ok], y[ok], u[ok], w[ok], color="white", angles="xy", width=0.002,
-                      scale=vmax * arrows * 1.2, scale_units="width")
-        ax.set_xlim(left, right)
-        ax.set_ylim(bottom, top)
-        finish_map_axes(ax, title)
-        save_png(fig, path)
-    finally:
-        plt.close(fig)
+    fig = velocity_map(background, grid, vx, vy, v, units=units, title=title, arrows=arrows,
+                       width_in=width_in, dpi=dpi)
+    save_png(fig, path)
     return path

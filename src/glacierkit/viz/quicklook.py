@@ -1,7 +1,9 @@
 """Quicklook PNGs: a raster (grey, RGB or a colour map) with optional outline overlays.
 
 Plotted in map coordinates of the raster's grid (axes in CRS units), so overlays land where
-they belong; vectors are reprojected to the raster CRS (logged), the raster never is.
+they belong; vectors are reprojected to the raster CRS (logged), the raster never is. The map
+conventions (axes, scale bar, colour bar, arrow key, overlays) live in
+:mod:`glacierkit.viz.maps`.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ from pathlib import Path
 import numpy as np
 
 from glacierkit.io.raster import Raster
-from glacierkit.io.vector import to_grid_crs
 from glacierkit.io.writer import check_output_path, publish_file
 
 log = logging.getLogger(__name__)
@@ -38,76 +39,44 @@ def stretch(data: np.ndarray, *, percentiles: tuple[float, float] = (2.0, 98.0))
 def quicklook(raster: Raster, path: str | os.PathLike[str], *,
               bands: Sequence[int] | None = None, cmap: str = "gray",
               outlines: Sequence[tuple[object, str, str]] = (), title: str | None = None,
-              colorbar_label: str | None = None, vmin: float | None = None,
-              vmax: float | None = None, dpi: int = 110, overwrite: bool = False) -> Path:
+              colorbar_label: str | None = None, units: str | None = None,
+              vmin: float | None = None, vmax: float | None = None, dpi: int = 110,
+              overwrite: bool = False) -> Path:
     """Write a PNG quicklook of ``raster`` with optional outline overlays.
 
+    Drawn by :func:`glacierkit.viz.maps.raster_map`: axes in map units with the CRS named,
+    a scale bar, a colour bar with units (single band; capped ends marked) or the RGB stretch
+    noted, and a legend of the outlines.
+
     Args:
-        raster: The raster to show.
+        raster: The raster to show, shape ``(bands, rows, cols)``.
         path: Output ``.png`` (written atomically; refuses to overwrite unless asked).
         bands: 0-based band indexes: one (grey/colour map) or three (RGB). Default: first
             band, or the first three for a 3+ band raster.
         cmap: Matplotlib colour map for a single band.
-        outlines: ``(GeoDataFrame, colour, label)`` triples drawn as polygon boundaries.
+        outlines: ``(GeoDataFrame, colour, label)`` triples drawn as polygon boundaries
+            (clip annotations to what they annotate first: :func:`glacierkit.viz.clip_to`).
         title: Figure title.
-        colorbar_label: Show a colour bar with this label (single band with ``vmin``/``vmax``
-            or raw values; without it the image is percentile-stretched).
-        vmin, vmax: Colour limits for a single band (raw values); default 2–98 % stretch.
+        colorbar_label: Quantity named on the colour bar (default: the band name).
+        units: Units of the band values (default: the raster's own units of that band).
+        vmin, vmax: Colour limits for a single band (raw values); default 2–98 % of the
+            valid pixels.
         dpi: Resolution of the PNG.
         overwrite: Replace an existing file.
 
     Returns:
         The PNG path.
-    """
-    import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    Raises:
+        OutputExistsError: ``path`` exists and ``overwrite`` is False.
+    """
+    from glacierkit.viz.maps import raster_map
 
     out = check_output_path(path, overwrite=overwrite)
-    if bands is None:
-        bands = [0, 1, 2] if raster.count >= 3 else [0]
-    left, bottom, right, top = raster.grid.bounds
-    aspect = raster.grid.height / raster.grid.width
-    fig, ax = plt.subplots(figsize=(8, max(3.0, 8 * aspect)), dpi=dpi)
-    try:
-        if len(bands) == 3:
-            rgb = np.dstack([stretch(raster.data[b]) for b in bands])
-            alpha = np.all(np.isfinite(rgb), axis=2).astype(float)
-            im = ax.imshow(np.dstack([np.nan_to_num(rgb), alpha]),
-                           extent=(left, right, bottom, top), interpolation="nearest")
-        else:
-            band = raster.data[bands[0]].astype(np.float64)
-            if colorbar_label is not None or vmin is not None or vmax is not None:
-                im = ax.imshow(np.ma.masked_invalid(band), cmap=cmap, vmin=vmin, vmax=vmax,
-                               extent=(left, right, bottom, top), interpolation="nearest")
-                if colorbar_label:
-                    fig.colorbar(im, ax=ax, shrink=0.8, label=colorbar_label)
-            else:
-                im = ax.imshow(np.ma.masked_invalid(stretch(band)), cmap=cmap, vmin=0, vmax=1,
-                               extent=(left, right, bottom, top), interpolation="nearest")
-        handles = []
-        for gdf, colour, label in outlines:
-            g = to_grid_crs(gdf, raster.grid, name=label) if raster.grid.is_georeferenced else gdf
-            g.boundary.plot(ax=ax, color=colour, linewidth=0.8)
-            from matplotlib.lines import Line2D
-
-            handles.append(Line2D([], [], color=colour, label=f"{label} ({len(g)})"))
-        if handles:
-            ax.legend(handles=handles, loc="lower right", fontsize=8, framealpha=0.8)
-        ax.set_xlim(left, right)
-        ax.set_ylim(bottom, top)
-        unit = "px" if not raster.grid.is_georeferenced else (
-            raster.grid.crs.linear_units or "map units")
-        crs = f"EPSG:{raster.grid.epsg}" if raster.grid.epsg else (
-            "not georeferenced" if not raster.grid.is_georeferenced else "custom CRS")
-        ax.set_xlabel(f"x ({unit}, {crs})")
-        ax.set_ylabel(f"y ({unit})")
-        finish_map_axes(ax, title)
-        save_png(fig, out)
-    finally:
-        plt.close(fig)
-    del im
+    fig = raster_map(raster, bands=bands, cmap=cmap, outlines=outlines,  # type: ignore[arg-type]
+                     title=title, colorbar_label=colorbar_label, units=units, vmin=vmin,
+                     vmax=vmax, dpi=dpi)
+    save_png(fig, out)
     log.info("wrote quicklook %s", out)
     return out
 
