@@ -372,3 +372,47 @@ def test_cli_predict_commands_refuse_the_other_task(tmp_path, capsys) -> None:
     rc = main(["map", "predict", str(mapping), f"optical={big}", "-o", str(tmp_path / "q"),
                "--allow-domain-shift"])
     assert rc == 0 and "uncalibrated" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------------------- training paths
+def test_mapping_training_domain_uses_the_training_part(tmp_path) -> None:
+    from types import SimpleNamespace
+
+    from glacierkit.dl.sources import open_scene
+    from glacierkit.mapping.pipeline import PreparedScene, training_domain
+
+    a = np.full((4, 40, 40), 200, dtype=np.uint8)
+    a[:, :20] = 10  # the training part: the top half
+    stack = open_scene(RGBN, {"optical": _write(tmp_path / "s.tif", a)})
+    train = np.zeros((40, 40), bool)
+    train[:20] = True
+    scene = PreparedScene(stack, np.zeros((40, 40), np.uint8),
+                          SimpleNamespace(mask=lambda name: train if name == "train" else ~train),
+                          {"optical": [tmp_path / "s.tif"]})
+    dom = training_domain([scene])
+    red = dom["channels"][0]
+    assert red["p99_5"] == 10 and red["n"] == 800  # nothing from the val/test pixels
+    assert red["dtype"] == "uint8" and red["units"] == "DN 0–255"
+
+
+def test_facies_training_records_domain(tmp_path) -> None:
+    from glacierkit.facies.models import PatchNet, patchnet_bundle
+    from glacierkit.facies.pipeline import FaciesDataset, training_domain
+
+    lay = SourceLayout.standard(("blue", "green", "red"))
+    rng = np.random.default_rng(9)
+    X = rng.uniform(0.2, 0.9, size=(40, 3, 9, 9)).astype(np.float32)
+    y = np.arange(40) % 2
+    net = PatchNet(n_classes=2, group_channels=(3,), epochs=1, accelerator="cpu",
+                   overrides={"widths": [4, 4], "dilations": [1, 1], "kernel": 3}).fit(X, y)
+    b = patchnet_bundle(net, layout=lay, classes=["ice", "snow"], onnx=False)
+    assert b.task == "facies" and b.domain is not None
+    blue = b.domain["channels"][0]
+    assert 0.2 <= blue["p0_5"] < blue["p50"] < blue["p99_5"] <= 0.9
+    ds = FaciesDataset(X=X, y=y, classes=["ice", "snow"], points=None, layout=lay,
+                       vocabulary=None, notes={},
+                       band_info={"optical": [{"dtype": "uint16", "units": "",
+                                               "scale": 1e-4}] * 3})
+    dom = training_domain(ds, np.arange(10))
+    assert dom["channels"][0]["units"] == "reflectance × 10 000"
+    assert dom["channels"][0]["n"] == 10 * 81 and "10 training labels" in dom["source"]
