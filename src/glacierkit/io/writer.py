@@ -69,15 +69,39 @@ def check_output_path(path: str | os.PathLike[str], *, overwrite: bool) -> Path:
     return p
 
 
-def publish_file(tmp: Path, target: Path) -> None:
-    """Give a finished temporary file normal permissions and move it onto ``target`` atomically.
+#: Name prefix of the hidden staging folders of :class:`glacierkit.io.products.ProductSet`.
+#: Files written into one are not products yet: their writers log them at DEBUG level and the
+#: product set logs the final paths when it publishes them.
+STAGING_PREFIX = ".glacierkit-staging-"
+
+
+def is_staged(path: str | os.PathLike[str]) -> bool:
+    """True if ``path`` lies inside a product set's staging folder (not yet published)."""
+    return any(part.startswith(STAGING_PREFIX) for part in Path(path).parts[:-1])
+
+
+def written_log_level(path: str | os.PathLike[str]) -> int:
+    """Log level for "wrote PATH" messages: DEBUG inside a staging folder, else INFO."""
+    return logging.DEBUG if is_staged(path) else logging.INFO
+
+
+def set_product_mode(path: Path) -> None:
+    """Give a finished temporary file the mode of a normal product.
 
     ``tempfile.mkstemp`` creates files readable by the owner only; products get the mode a
     plain ``open()`` would give them (0o666 minus the process umask).
     """
     umask = os.umask(0)
     os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
+def publish_file(tmp: Path, target: Path) -> None:
+    """Give a finished temporary file normal permissions and move it onto ``target`` atomically.
+
+    See :func:`set_product_mode` for the permissions.
+    """
+    set_product_mode(tmp)
     os.replace(tmp, target)
 
 
@@ -143,8 +167,12 @@ class RasterWriter:
     def __enter__(self) -> RasterWriter:
         fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".part.tif",
                                    dir=self.path.parent)
-        os.close(fd)
         self._tmp = Path(tmp)
+        try:
+            os.close(fd)
+        except BaseException:
+            self._cleanup()
+            raise
         profile = {
             "driver": "GTiff", "width": self.grid.width, "height": self.grid.height,
             "count": self.count, "dtype": self.dtype.name, "crs": self.grid.crs,
@@ -218,9 +246,9 @@ class RasterWriter:
         check_output_path(self.path, overwrite=self.overwrite)
         fd, cog = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".cog.tif",
                                    dir=self.path.parent)
-        os.close(fd)
         cog_path = Path(cog)
         try:
+            os.close(fd)
             opts: dict[str, Any] = {
                 "COMPRESS": self.compress.upper(), "BLOCKSIZE": self.blocksize,
                 "OVERVIEW_RESAMPLING": self.overview_resampling.upper(),
@@ -237,8 +265,8 @@ class RasterWriter:
             with rasterio.Env(COG_TMP_COMPRESSION="NONE"):
                 rasterio.shutil.copy(self._tmp, cog_path, driver="COG", **opts)
             publish_file(cog_path, self.path)
-            log.info("wrote %s (%s, %d band(s), %s)", self.path, self.grid.describe(),
-                     self.count, self.dtype)
+            log.log(written_log_level(self.path), "wrote %s (%s, %d band(s), %s)", self.path,
+                    self.grid.describe(), self.count, self.dtype)
         finally:
             cog_path.unlink(missing_ok=True)
 
@@ -313,8 +341,8 @@ def write_raster(path: str | os.PathLike[str], data: np.ndarray, grid: Grid, *,
         data: ``(bands, rows, cols)`` or ``(rows, cols)``; a masked array's mask is written as
             nodata (NaN for floats; ``nodata`` must be given for integer data with a mask).
         grid: Grid of ``data``; its shape must equal ``data.shape[-2:]``.
-        nodata, band_names, units, tags, band_tags, colormap, overwrite, compress,
-        overview_resampling: As for :func:`open_writer`.
+        nodata, band_names, units, tags, band_tags, colormap, overwrite, compress, \
+            overview_resampling: As for :func:`open_writer`.
 
     Returns:
         The written path.
