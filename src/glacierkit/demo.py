@@ -31,7 +31,7 @@ from glacierkit.io import open_raster, polygonize, rasterize, read_vector, write
 from glacierkit.io.info import describe
 from glacierkit.io.vector import footprint_frame, write_outlines, write_vector
 from glacierkit.velocity.prefilter import gaussian_highpass
-from glacierkit.viz import quicklook
+from glacierkit.viz import clip_to, quicklook
 
 log = logging.getLogger(__name__)
 
@@ -259,11 +259,12 @@ def _step_massbalance(out: Path) -> tuple[list[Path], dict[str, Any], list[str]]
     fe, fa = gs.fits["491"], report["aar"]["global"]
     cv = gs.cv_loyo.predictions if gs.cv_loyo is not None else None
     panels = [{"x": h["ela_m"], "y": h["annual_balance_m_we"], "slope": fe.slope,
-               "intercept": fe.intercept, "xlabel": "ELA from the balance profile (m)",
+               "intercept": fe.intercept, "xlabel": "ELA from the balance profile (m a.s.l.)",
                "ylabel": "annual balance (m w.e.)",
                "title": f"Hintereisferner: r = {fe.r:.2f}, RMSE = {fe.rmse_m_we:.2f} m w.e."},
               {"x": h["aar"], "y": h["annual_balance_m_we"], "slope": fa["slope"],
-               "intercept": fa["intercept"], "xlabel": "AAR (profile + RGI hypsometry)",
+               "intercept": fa["intercept"],
+               "xlabel": "AAR, profile + RGI hypsometry (fraction, 0–1)",
                "ylabel": "annual balance (m w.e.)",
                "title": f"Hintereisferner: r = {fa['r']:.2f}, RMSE = {fa['rmse_m_we']:.2f}"}]
     if cv is not None:
@@ -419,9 +420,13 @@ def _step_facies_scene(out: Path) -> tuple[list[Path], dict[str, Any], list[str]
     v = d["valid"]
     s = scores(d["truth"][v].astype(np.int64), facies[v].astype(np.int64), 2, classes)
     snow_pred = polygonize((facies == 1).astype(np.uint8), d["grid"], ignore=(0,))
+    # The human polygons extend past the glacier: clip them to the outline they annotate.
+    glacier = read_vector(d["outline"])
+    human = clip_to(read_vector(folder / f"RGI50-11.{test}.shp"), glacier,
+                    name="human snow polygons", within="glacier outline")
     png = quicklook(open_raster(d["masked"]), fout / f"{test}_snow.png", overwrite=True,
-                    outlines=[(read_vector(folder / f"RGI50-11.{test}.shp"), "cyan",
-                               "human snow polygons"),
+                    outlines=[(glacier, "yellow", "glacier outline"),
+                              (human, "cyan", "human snow polygons (clipped to the glacier)"),
                               (snow_pred, "magenta", "patch CNN snow")],
                     title=f"{test}: held-out crop, snow F1 {s['per_class']['snow']['f1']:.2f}")
     numbers = {"held_out_crop": test, "macro_f1": round(s["macro_f1"], 3),

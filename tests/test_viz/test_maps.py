@@ -245,3 +245,17 @@ def test_clip_to_reprojects_and_checks_crs():
     lines = gpd.GeoDataFrame(geometry=[LineString([(0, 0), (1, 1)]), box(0, 0, 2, 2)])
     out = clip_to(lines, box(0, 0, 1, 1))
     assert out.geometry.area.tolist() == [1.0]
+
+
+def test_crs_name_of_unnamed_custom_crs():
+    from glacierkit.viz import crs_name
+
+    wkt = ('PROJCS["unnamed",GEOGCS["WGS 84",DATUM["WGS_1984",SPHEROID["WGS 84",6378137,'
+           '298.257223563]],PRIMEM["Greenwich",0],UNIT["degree",0.0174532925199433]],'
+           'PROJECTION["Transverse_Mercator"],PARAMETER["latitude_of_origin",0],'
+           'PARAMETER["central_meridian",7.58],PARAMETER["scale_factor",0.9996],'
+           'PARAMETER["false_easting",0],PARAMETER["false_northing",0],UNIT["metre",1]]')
+    grid = Grid(crs=wkt, transform=Affine(10.0, 0, 0, 0, -10.0, 5e6), shape=(5, 5))
+    assert crs_name(grid) == "custom CRS (Transverse Mercator, WGS 84)"
+    assert crs_name(UTM) == "EPSG:32607, WGS 84 / UTM zone 7N"
+    assert crs_name(Grid.pixel_grid((5, 5))) == "pixels, not georeferenced"

@@ -174,12 +174,23 @@ def scatter_png(path: str | os.PathLike[str], panels: list[dict[str, Any]], *,
     """Scatter plots with fitted lines, one panel per dict, written atomically as PNG.
 
     Each panel: ``x``, ``y`` (arrays), ``xlabel``, ``ylabel``, optional ``title``, ``slope``,
-    ``intercept`` (a line drawn over the x range) and ``one_to_one`` (draw y = x).
+    ``intercept`` (a line drawn over the x range) and ``one_to_one`` (draw y = x). Axis labels
+    end with their units in parentheses, e.g. ``"annual balance (m w.e.)"``.
+
+    Raises:
+        InputError: no panels, or an axis label without units in parentheses.
+        OutputExistsError: ``path`` exists and ``overwrite`` is False.
     """
     from matplotlib.figure import Figure  # no pyplot: no global state, no GUI backend
 
     if not panels:
         raise InputError("scatter_png needs at least one panel.")
+    for pnl in panels:
+        for key in ("xlabel", "ylabel"):
+            if not str(pnl[key]).rstrip().endswith(")"):
+                raise InputError(f"scatter_png {key} {pnl[key]!r} names no units: end it with "
+                                 f"the units in parentheses, e.g. 'annual balance (m w.e.)' "
+                                 f"or 'AAR (fraction, 0–1)'.")
     fig = Figure(figsize=(5.2 * len(panels), 4.4), layout="constrained")
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     for ax, pnl in zip(axes, panels, strict=True):

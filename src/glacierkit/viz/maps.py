@@ -104,12 +104,21 @@ def crs_name(grid: Grid) -> str:
 
     Returns:
         ``"EPSG:32607, WGS 84 / UTM zone 7N"``; the CRS name alone for a CRS without an EPSG
-        code; ``"pixels, not georeferenced"`` for a grid without a CRS.
+        code (``"custom CRS (Transverse Mercator, WGS 84)"`` for an unnamed one);
+        ``"pixels, not georeferenced"`` for a grid without a CRS.
     """
     crs = _proj(grid)
     if crs is None:
         return NOT_GEOREFERENCED
-    name = crs.name if crs.name and crs.name.lower() != "unknown" else "custom CRS"
+    if crs.name and crs.name.lower() not in ("unknown", "unnamed", "undefined"):
+        name = crs.name
+    else:
+        # An unnamed CRS: say what it is (projection method, datum) rather than "unnamed".
+        op = crs.coordinate_operation
+        what = [op.method_name] if op is not None and op.method_name else []
+        if crs.geodetic_crs is not None and crs.geodetic_crs.name:
+            what.append(crs.geodetic_crs.name)
+        name = f"custom CRS ({', '.join(what)})" if what else "custom CRS"
     return f"EPSG:{grid.epsg}, {name}" if grid.epsg else name
 
 

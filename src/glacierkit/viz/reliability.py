@@ -41,8 +41,8 @@ def _panel(ax, bins: ReliabilityBins, label: str, colour: str) -> None:
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
     ax.set_aspect("equal")
-    ax.set_xlabel("confidence")
-    ax.set_ylabel("accuracy")
+    ax.set_xlabel("confidence (mean predicted probability per bin, 0–1)", fontsize=8)
+    ax.set_ylabel("accuracy (share of pixels correct, 0–1)", fontsize=8)
     ax.set_title(f"{label} (n = {int(bins.counts.sum())})", fontsize=10)
     ax.legend(loc="upper left", fontsize=8)
 
