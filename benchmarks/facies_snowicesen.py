@@ -96,7 +96,7 @@ def prepare_crop(folder: Path, crop: str, out: Path) -> dict:
     outline = write_vector(gl[["rgi_id", "geometry"]], out / f"{crop}_outline.gpkg",
                            overwrite=True)
     return {"crop": crop, "grid": grid, "raw": raw, "valid": valid, "truth": truth,
-            "masked": masked, "outline": outline, "refl": refl}
+            "masked": masked, "outline": outline, "refl": refl, "snow_polygons": shp}
 
 
 def sample_points(c: dict, per_class: int, seed: int, min_px: int
@@ -192,8 +192,10 @@ def figure(crops: dict, results: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.colors import ListedColormap
+    from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
+    from glacierkit.viz import add_scale_bar, clip_to, map_axes
     from glacierkit.viz.quicklook import stretch
 
     keys = [k for k in ("A10G05_20170517", "A10G05_20170815") if k in results]
@@ -209,29 +211,48 @@ def figure(crops: dict, results: dict, path: Path) -> None:
         t = c["truth"].astype(float)
         t[t == NODATA] = np.nan
         sc = r["cnn"]
+        left, bottom, right, top = c["grid"].bounds
+        glacier = read_vector(c["outline"])
+        # The hand-drawn polygons reach far past the glacier: draw them clipped to it.
+        human = clip_to(read_vector(c["snow_polygons"]), glacier,
+                        name="human snow polygons", within="glacier outline")
         panels = [(rgb, f"{CROPS[k]}: Sentinel-2 RGB", None),
                   (t, f"human snow polygons (snow {r['human_snow_pct']:.1f} %)", cmap),
                   (f, f"patch CNN, held out (snow {r['cnn_snow_pct']:.1f} %)\n"
                       f"snow F1 {sc['per_class']['snow']['f1']:.3f}, "
                       f"accuracy {sc['accuracy']:.3f}", cmap)]
-        for ax, (img, title, cm) in zip(row, panels, strict=True):
+        for j, (ax, (img, title, cm)) in enumerate(zip(row, panels, strict=True)):
             ax.set_facecolor("0.85")
+            kw = {"extent": (left, right, bottom, top), "interpolation": "nearest"}
             if cm is None:
-                ax.imshow(img, interpolation="nearest")
+                ax.imshow(img, **kw)
             else:
-                ax.imshow(img, cmap=cm, vmin=-0.5, vmax=1.5, interpolation="nearest")
+                ax.imshow(img, cmap=cm, vmin=-0.5, vmax=1.5, **kw)
+            glacier.boundary.plot(ax=ax, color="black", linewidth=0.6)
+            if j == 1:
+                human.boundary.plot(ax=ax, color="tab:red", linewidth=0.8)
+            ax.set_xlim(left, right)
+            ax.set_ylim(bottom, top)
+            map_axes(ax, c["grid"])
             ax.set_title(title, fontsize=9)
-            ax.set_xticks([])
-            ax.set_yticks([])
+            if j:
+                ax.set_ylabel("")
+            if j != 1:
+                ax.set_xlabel("")
+            if j == 0:
+                add_scale_bar(ax, c["grid"])
     handles = [Patch(facecolor=np.array(FACIES_COLOURS[c][:3]) / 255, edgecolor="k", label=c)
                for c in CLASSES] + [Patch(facecolor="0.85", edgecolor="k",
-                                          label="off glacier")]
-    fig.legend(handles=handles, loc="lower center", ncol=3, fontsize=9, frameon=False)
+                                          label="off glacier"),
+                                    Line2D([], [], color="black", label="glacier outline"),
+                                    Line2D([], [], color="tab:red",
+                                           label="human snow polygons (clipped to the glacier)")]
+    fig.legend(handles=handles, loc="lower center", ncol=5, fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, 0.04, 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.part.png")
     try:
-        fig.savefig(tmp, format="png", dpi=110)
+        fig.savefig(tmp, format="png", dpi=90)
         publish_file(tmp, path)  # atomic
     finally:
         tmp.unlink(missing_ok=True)
