@@ -30,6 +30,33 @@ app = typer.Typer(
 err_console = Console(stderr=True)
 
 
+def _hide_flag_types() -> None:
+    """Show no value type for flags in the rich ``--help``: ``--overwrite``, not ``<bool>``.
+
+    typer 0.29's :meth:`typer.core.TyperOption.display_type_rich` labels every option with its
+    type, flags included, although a flag takes no value (its plain-text help already skips
+    them). typer creates its option objects itself, so a subclass cannot be passed in: this
+    wraps the method once, at import, to return ``None`` for flags and counters and defer to
+    typer for everything else. A typer without the method is left alone.
+    """
+    from typer.core import TyperOption
+
+    original = getattr(TyperOption, "display_type_rich", None)
+    if original is None or getattr(original, "_glacierkit_hides_flags", False):
+        return
+
+    def display_type_rich(self: TyperOption, ctx: typer.Context) -> str | None:
+        if getattr(self, "is_flag", False) or getattr(self, "count", False):
+            return None
+        return original(self, ctx)
+
+    display_type_rich._glacierkit_hides_flags = True  # type: ignore[attr-defined]
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_hide_flag_types()
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"glacierkit {__version__}")
