@@ -4,13 +4,50 @@ Every error subclasses a builtin so callers can catch it generically (``ValueErr
 ``FileNotFoundError``, ...) or specifically. Messages say which argument was wrong, what it
 was, what was expected, and how to fix it. The CLI turns these into one-line messages and a
 non-zero exit code; the library never prints or exits.
+
+A fix that is spelled differently in Python and on the command line is given separately:
+``hint`` (appended to the message, for Python callers: ``pass align='reference' ...``) and
+``cli_hint`` (used instead of ``hint`` by the ``glacierkit`` command: ``pass --align ...``)::
+
+    raise GridMismatchError("rasters are not on the same grid ...",
+                            hint="Fix: pass align='reference' ...",
+                            cli_hint="Fix: pass --align ...")
 """
 
 from __future__ import annotations
 
 
 class GlacierkitError(Exception):
-    """Base class of every glacierkit error (mixed into builtin-derived classes below)."""
+    """Base class of every glacierkit error (mixed into builtin-derived classes below).
+
+    Args:
+        *args: The message (what was wrong, what was expected), as for any exception.
+        hint: How to fix it from Python; appended to ``str(error)``.
+        cli_hint: How to fix it with the ``glacierkit`` command, replacing ``hint`` there
+            (:meth:`cli_message`); ``""`` drops a Python-only ``hint`` without a replacement.
+    """
+
+    def __init__(self, *args: object, hint: str | None = None,
+                 cli_hint: str | None = None) -> None:
+        super().__init__(*args)
+        self.hint = hint
+        self.cli_hint = cli_hint
+
+    @property
+    def message(self) -> str:
+        """The message without the fix (``hint`` / ``cli_hint``)."""
+        return super().__str__()
+
+    def __str__(self) -> str:
+        msg, hint = self.message, getattr(self, "hint", None)
+        return f"{msg} {hint}" if hint else msg
+
+    def cli_message(self) -> str:
+        """The message with the command-line fix (``cli_hint``) instead of the Python one."""
+        msg, hint = self.message, getattr(self, "hint", None)
+        cli_hint = getattr(self, "cli_hint", None)
+        fix = hint if cli_hint is None else cli_hint
+        return f"{msg} {fix}" if fix else msg
 
 
 class InputError(GlacierkitError, ValueError):

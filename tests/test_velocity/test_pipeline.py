@@ -127,7 +127,8 @@ def test_cli_velocity(shifted_pair, tmp_path: Path, capsys):
                "--search", "8", "--step", "16", "--units", "m/day", "--no-quicklook"])
     assert rc == 0
     assert "dt = 16.000 days" in capsys.readouterr().out
-    assert main(["velocity", str(ref), str(sec), "-o", str(tmp_path), "--dt-days", "-3"]) == 1
+    # A bad option value is a usage error (exit code 2), found before any work.
+    assert main(["velocity", str(ref), str(sec), "-o", str(tmp_path), "--dt-days", "-3"]) == 2
     assert "must be > 0" in capsys.readouterr().err
 
 

@@ -344,8 +344,9 @@ def test_velocity_qa__glacierkit_velocity_tif_and_mask_arrays(tmp_path: Path):
 def test_velocity_qa__units_and_grid_errors(tmp_path: Path):
     grid, vx, vy, stable, _ = _synthetic_map()
     rx, ry = make_raster(vx, grid, "vx"), make_raster(vy, grid, "vy")
-    with pytest.raises(InputError, match="--units"):
+    with pytest.raises(InputError, match="units='m/day'") as err:
         q.velocity_qa(rx, ry, stable=stable)
+    assert "--units m/day" in err.value.cli_message()  # the CLI's wording
     with pytest.raises(InputError, match="contradicts"):
         q.velocity_qa(make_raster(vx, grid, "vx", "m/yr"), ry, stable=stable, units="m/day")
     other = Grid(UTM7, Affine(60, 0, 600030.0, 0, -60, 6740000.0), grid.shape)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -20,8 +21,8 @@ from rich.console import Console
 from rich.table import Table
 
 from glacierkit._json import jsonable
-from glacierkit.cli.main import app
-from glacierkit.errors import InputError
+from glacierkit.cli.main import app, require
+from glacierkit.errors import GridMismatchError, InputError
 from glacierkit.io.writer import check_output_path
 
 facies_app = typer.Typer(help="Glacier surface facies: train, clean labels, predict.",
@@ -47,7 +48,8 @@ def train(
         typer.echo(TEMPLATE, nl=False)
         return
     if config is None:
-        raise InputError("give a CONFIG file (or --template-config to print a template).")
+        raise typer.BadParameter("give a CONFIG file (or --template-config to print a "
+                                 "template).", param_hint="'CONFIG'")
     cfg = load_config(config)
     out_dir = out if out is not None else config.parent / "facies_run"
     report = train_facies(cfg, out_dir, overwrite=overwrite)
@@ -90,9 +92,9 @@ def clean(
     vocabulary: str = typer.Option(None, "--vocabulary",
                                    help="Label preset (e.g. aberle) or none."),
     glacier: str = typer.Option(None, "--glacier", help="Glacier id column."),
-    model: str = typer.Option("hgb", "--model",
+    model: Literal["hgb", "mlp", "cnn"] = typer.Option("hgb", "--model",
                               help="Model for the out-of-fold probabilities: hgb, mlp or cnn."),
-    folds: int = typer.Option(5, "--folds", help="Folds, grouped by glacier."),
+    folds: int = typer.Option(5, "--folds", min=2, help="Folds, grouped by glacier."),
     keep: str = typer.Option("water,cloud,shadow", "--keep",
                              help="Classes never pruned (comma-separated)."),
     prune: str = typer.Option(None, "--prune",
@@ -127,8 +129,6 @@ def clean(
                                   "prune_classes": None if not prune else
                                   [k for k in prune.split(",") if k]}})
     ds = load_dataset(cfg)
-    if model not in ("hgb", "mlp", "cnn"):
-        raise InputError(f"--model must be hgb, mlp or cnn; got {model!r}.")
     cv, cl = clean_labels(cfg, ds, model=model)
     table = checked_labels_table(ds, cv, cl)
     src = read_table(labels)
@@ -170,8 +170,8 @@ def predict(
                              help="DEM on the scene grid (required if the model uses one)."),
     majority: int = typer.Option(0, "--majority",
                                  help="Majority-filter window (odd px, e.g. 3 or 5; 0 = off)."),
-    backend: str = typer.Option("auto", "--backend",
-                                help="auto (torch on CUDA, else ONNX Runtime) | onnx | torch."),
+    backend: Literal["auto", "onnx", "torch"] = typer.Option(
+        "auto", "--backend", help="auto (torch on CUDA, else ONNX Runtime) | onnx | torch."),
     id_field: str = typer.Option(None, "--id-field",
                                  help="Outline attribute naming the glaciers."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing products."),
@@ -182,6 +182,8 @@ def predict(
              "domain (see glacierkit info MODEL); logged as a warning."),
 ) -> None:
     """Map facies on a scene: facies.tif, confidence.tif, per-glacier areas.csv, report.json."""
+    require(majority in (0, 1) or (majority > 1 and majority % 2 == 1), "--majority",
+            f"the window must be 0 (off) or an odd number of pixels (3, 5, ...); got {majority}.")
     from glacierkit.dl.bundle import check_task, load_bundle
     from glacierkit.facies.apply import classify_scene
 
@@ -203,9 +205,13 @@ def predict(
     elif dem is not None:
         raise InputError("--dem given but the model has no DEM group; leave it out.")
     out.mkdir(parents=True, exist_ok=True)
-    res = classify_scene(bundle, sources, out, outlines=outlines, id_field=id_field,
-                         majority=majority, backend=backend, overwrite=overwrite,
-                         allow_domain_shift=allow_domain_shift)
+    try:
+        res = classify_scene(bundle, sources, out, outlines=outlines, id_field=id_field,
+                             majority=majority, backend=backend, overwrite=overwrite,
+                             allow_domain_shift=allow_domain_shift)
+    except GridMismatchError as e:  # this command has no --align
+        e.cli_hint = "Fix: resample the DEM onto the scene grid beforehand (e.g. gdalwarp)."
+        raise
     if as_json:
         typer.echo(json.dumps(jsonable({
             "paths": res.paths, "backend": res.backend, "classes": list(res.classes),

@@ -1,8 +1,23 @@
 """``glacierkit`` command: the typer app, logging set-up and error → exit-code policy.
 
-Each command lives in its own module and registers itself on :data:`app`. Errors raised by the
-library become one-line messages on stderr and a non-zero exit code (1 for failures, 2 for
-usage errors); ``--verbose`` also shows the traceback.
+Each command lives in its own module and registers itself on :data:`app`. Errors become
+messages on stderr and an exit code; ``--verbose`` also shows the traceback:
+
+* 0 — success.
+* 1 (:data:`EXIT_ERROR`) — an input error: a glacierkit error
+  (:class:`~glacierkit.errors.GlacierkitError`: bad file content, grids that differ, an output
+  that exists, ...) or an operating-system error on a user's file (missing, unreadable, no
+  permission, disk full) or out of memory. One line ``error: ...`` that says what to change;
+  where the fix is spelled differently on the command line, the CLI's words are used
+  (:meth:`~glacierkit.errors.GlacierkitError.cli_message`).
+* 2 (:data:`EXIT_USAGE`) — a usage error, found before any work: unknown command or option, a
+  missing argument, a value outside an option's choices or range (``--method foo``,
+  ``--band 0``). Commands check their options with typer choices/ranges or raise
+  :class:`typer.BadParameter` (:func:`require`).
+* 70 (:data:`EXIT_INTERNAL`, ``EX_SOFTWARE`` of ``sysexits.h``) — any other exception: a bug in
+  glacierkit. ``internal error: <type>: <message>`` and a line asking for a report with the
+  traceback (``--verbose``).
+* 130 (:data:`EXIT_INTERRUPTED`) — interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -15,8 +30,15 @@ from collections.abc import Sequence
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 
 from glacierkit import __version__
+from glacierkit.errors import GlacierkitError
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_INTERNAL = 70
+EXIT_INTERRUPTED = 130
 
 app = typer.Typer(
     name="glacierkit",
@@ -80,6 +102,38 @@ def _root(
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+def require(ok: bool, flag: str, message: str) -> None:
+    """Raise a usage error (exit code 2) about the option ``flag`` unless ``ok``.
+
+    Args:
+        ok: Whether the option's value is acceptable.
+        flag: The option as typed, e.g. ``"--dt-days"``.
+        message: What was wrong and what is expected, e.g. ``"must be > 0; got -3."``.
+    """
+    if not ok:
+        raise typer.BadParameter(message, param_hint=f"'{flag}'")
+
+
+def _bug_report_target() -> str:
+    """Where to report a bug: the package's issue tracker / repository URL when declared."""
+    try:
+        from importlib.metadata import metadata
+
+        urls = metadata("glacierkit").get_all("Project-URL") or []
+    except Exception:  # metadata is optional here: never mask the error being reported
+        urls = []
+    found = dict(u.split(",", 1) for u in urls if "," in u)
+    found = {k.strip().lower(): v.strip() for k, v in found.items()}
+    for key in ("issues", "bug tracker", "tracker", "repository", "source", "homepage"):
+        if key in found:
+            return f"report it at {found[key]}"
+    return "report it to the glacierkit developers"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
 def _register_commands() -> None:
     # Imported for their side effect of adding commands to ``app``.
     from glacierkit.cli import (  # noqa: F401
@@ -112,12 +166,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         err_console.print("interrupted")
         return 130
-    except Exception as e:
+    except (GlacierkitError, OSError, MemoryError) as e:  # input errors: the user can fix them
         if verbose:
             traceback.print_exc()
-        msg = " ".join(str(e).split()) or type(e).__name__
-        err_console.print(f"[bold red]error[/]: {msg}", highlight=False, soft_wrap=True)
-        return 1
+        if isinstance(e, GlacierkitError):
+            msg = e.cli_message()
+        elif isinstance(e, MemoryError):
+            msg = f"out of memory ({e or 'MemoryError'}); process a smaller area or free memory."
+        else:
+            msg = str(e)
+        msg = _one_line(msg) or type(e).__name__
+        err_console.print(f"[bold red]error[/]: {escape(msg)}", highlight=False, soft_wrap=True)
+        return EXIT_ERROR
+    except Exception as e:  # anything else is a bug in glacierkit
+        if verbose:
+            traceback.print_exc()
+        err_console.print(f"[bold red]internal error[/]: {type(e).__name__}: "
+                          f"{escape(_one_line(str(e)))}", highlight=False, soft_wrap=True)
+        err_console.print(escape(f"this is a bug in glacierkit {__version__}; rerun with "
+                                 f"--verbose for the traceback and {_bug_report_target()}."),
+                          highlight=False, soft_wrap=True)
+        return EXIT_INTERNAL
     return int(rv) if isinstance(rv, int) else 0
 
 

@@ -17,13 +17,14 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Literal
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from glacierkit._json import jsonable
-from glacierkit.cli.main import app
+from glacierkit.cli.main import app, require
 from glacierkit.errors import InputError
 
 map_app = typer.Typer(help="Glacier outline mapping: train, predict, evaluate, baseline.",
@@ -102,18 +103,18 @@ def predict(
     model: Path = typer.Argument(..., help="Model file (.gkm) from map train."),
     sources: list[str] = typer.Argument(..., help="GROUP=FILE[,FILE...] per source group."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder (created)."),
-    backend: str = typer.Option("auto", "--backend",
-                                help="auto (torch on CUDA, else ONNX Runtime) | onnx | torch."),
-    tile_size: int | None = typer.Option(None, "--tile-size", help="Tile size (px)."),
-    overlap: int | None = typer.Option(None, "--overlap", help="Tile overlap (px)."),
+    backend: Literal["auto", "onnx", "torch"] = typer.Option(
+        "auto", "--backend", help="auto (torch on CUDA, else ONNX Runtime) | onnx | torch."),
+    tile_size: int | None = typer.Option(None, "--tile-size", min=1, help="Tile size (px)."),
+    overlap: int | None = typer.Option(None, "--overlap", min=0, help="Tile overlap (px)."),
     tta: bool = typer.Option(False, "--tta", help="8-way flip/rot90 test-time augmentation."),
-    mc_samples: int = typer.Option(0, "--mc-samples",
+    mc_samples: int = typer.Option(0, "--mc-samples", min=0,
                                    help="Monte-Carlo dropout samples (torch backend)."),
     region: str | None = typer.Option(None, "--region",
                                       help="Region name for region-conditioned models."),
     probabilities: bool = typer.Option(False, "--probabilities",
                                        help="Also write probabilities.tif."),
-    min_area: float = typer.Option(0.01, "--min-area-km2",  # = dl.predict.MIN_AREA_KM2
+    min_area: float = typer.Option(0.01, "--min-area-km2", min=0.0,  # = MIN_AREA_KM2
                                    help="Drop outline polygons smaller than this (km²; "
                                         "default: the RGI's minimum glacier size; 0 keeps "
                                         "all)."),
@@ -126,6 +127,9 @@ def predict(
              "domain (see glacierkit info MODEL); logged as a warning."),
 ) -> None:
     """Predict glacier classes, confidence (calibrated if the model is) and outlines."""
+    if tile_size is not None and overlap is not None:
+        require(overlap < tile_size, "--overlap",
+                f"the overlap must be smaller than --tile-size ({tile_size} px); got {overlap}.")
     from glacierkit.dl.bundle import check_task, load_bundle
     from glacierkit.dl.predict import predict_scene
 
@@ -153,7 +157,7 @@ def evaluate(
     ref: Path = typer.Argument(..., help="Reference classes or outlines."),
     positive: int = typer.Option(1, "--positive", help="Glacier class value in rasters."),
     resolution: float = typer.Option(10.0, "--resolution",
-                                     help="Grid (m) for two outline files."),
+                                     help="Grid (m) for two outline files (> 0)."),
     extent: Path | None = typer.Option(
         None, "--extent", help="Evaluate only inside this area: a polygon file (its footprint "
         "layer if it has one) or a raster whose valid pixels are the area. Default: the "
@@ -165,6 +169,7 @@ def evaluate(
     Only ground where both are defined is compared; reference (and predicted) glacier area
     outside it is reported as ref_area_outside_km2 (pred_area_outside_km2), not scored.
     """
+    require(resolution > 0, "--resolution", f"the grid must be > 0 m; got {resolution}.")
     from glacierkit.metrics.outlines import evaluate_outlines
 
     r = evaluate_outlines(pred, ref, positive=positive, resolution_m=resolution,
@@ -197,19 +202,20 @@ def baseline(
     out: Path = typer.Option(..., "--out", "-o", help="Output folder (created)."),
     bands: list[str] = typer.Option(..., "--bands", help="Comma-separated band names per "
                                     "file: blue, green, red, nir, swir1, swir2 (or _ to skip)."),
-    method: str = typer.Option("auto", "--method", help="auto | ndsi | ratio | brightness."),
+    method: Literal["auto", "ndsi", "ratio", "brightness"] = typer.Option(
+        "auto", "--method", help="auto | ndsi | ratio | brightness."),
     threshold: float | None = typer.Option(None, "--threshold",
                                            help="Threshold (default: method's; Otsu for "
                                            "brightness)."),
-    min_area_px: int = typer.Option(0, "--min-area-px", help="Remove clumps below this (px)."),
+    min_area_px: int = typer.Option(0, "--min-area-px", min=0,
+                                    help="Remove clumps below this (px)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing products."),
 ) -> None:
     """Classic glacier mapping by band ratio / NDSI / brightness threshold (no training)."""
     from glacierkit.mapping.baseline import run_baseline
 
-    if len(bands) != len(sources):
-        raise InputError(f"give one --bands per source file ({len(sources)}); got "
-                         f"{len(bands)}.")
+    require(len(bands) == len(sources), "--bands",
+            f"give one --bands per source file ({len(sources)}); got {len(bands)}.")
     out.mkdir(parents=True, exist_ok=True)
     res = run_baseline([Path(s) for s in sources], [b.split(",") for b in bands], out,
                        method=method, threshold=threshold, min_area_px=min_area_px,

@@ -17,14 +17,14 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from glacierkit._json import jsonable
-from glacierkit.cli.main import app
+from glacierkit.cli.main import app, require
 from glacierkit.errors import InputError
 
 mb_app = typer.Typer(help="Glacier mass balance from facies indicators (AAR, ELA, snowline) "
@@ -94,19 +94,18 @@ def fit(
                                            "or folders."),
     indicator: list[str] = typer.Option(None, "--indicator", "-i",
                                         help="Indicator column(s) (default: every numeric one)."),
-    units: str = typer.Option("auto", "--units", help="Balance units of MB_TABLES: auto | mm "
-                              "| m (auto: WGMS mm convention, else by magnitude)."),
+    units: Literal["auto", "mm", "m"] = typer.Option(
+        "auto", "--units", help="Balance units of MB_TABLES: auto | mm | m (auto: WGMS mm "
+        "convention, else by magnitude)."),
     id_column: str | None = typer.Option(None, "--id-column",
                                          help="Identifier column of INDICATORS."),
     links: Path | None = typer.Option(None, "--links", help="WGMS rgi_wgms_links CSV (RGI 5 "
                                       "ids and WGMS names)."),
-    min_samples: int = typer.Option(3, "--min-samples",
+    min_samples: int = typer.Option(3, "--min-samples", min=3,
                                     help="Fewest pairs per regression / years per glacier."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Regress annual mass balance on indicators: global and glacier-specific, with CV."""
-    if units not in ("auto", "mm", "m"):
-        raise typer.BadParameter(f"--units must be auto, mm or m; got {units!r}.")
     r = fit_report(indicators, mb_tables, indicator=indicator, units=units,
                    id_column=id_column, links=links, min_samples=min_samples,
                    per_glacier=as_json)
@@ -155,7 +154,7 @@ def indicators_cmd(
                                     "and --links)."),
     outlines: Path | None = typer.Option(None, "--outlines", help="Glacier outlines (RGI)."),
     links: Path | None = typer.Option(None, "--links", help="WGMS rgi_wgms_links CSV."),
-    units: str = typer.Option("auto", "--units", help="auto | mm | m."),
+    units: Literal["auto", "mm", "m"] = typer.Option("auto", "--units", help="auto | mm | m."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing OUT."),
 ) -> None:
     """ELA (and AAR with a hypsometry) per glacier-year from elevation-band profiles."""
@@ -168,8 +167,11 @@ def indicators_cmd(
     from glacierkit.massbalance.study import hypsometries_by_wgms_id, write_csv
     from glacierkit.massbalance.wgms import read_links
 
-    if (dem is None) != (outlines is None):
-        raise InputError("give --dem and --outlines together.")
+    require((dem is None) == (outlines is None), "--dem" if outlines is None else "--outlines",
+            "give --dem and --outlines together.")
+    require(links is not None or (rgi_hypsometry is None and dem is None), "--links",
+            "hypsometries are keyed by RGI id; give --links (the WGMS rgi_wgms_links CSV) to "
+            "map them to WGMS ids.")
     hyps_rgi = {}
     if rgi_hypsometry is not None:
         hyps_rgi.update(read_rgi_hypsometry(rgi_hypsometry))

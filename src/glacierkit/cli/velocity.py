@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import typer
 from rich.console import Console
 
-from glacierkit.cli.main import app
+from glacierkit.cli.main import app, require
+from glacierkit.velocity.field import VelocityUnits
 from glacierkit.velocity.filtering import FilterConfig
+from glacierkit.velocity.inputs import ImageKind
 from glacierkit.velocity.pipeline import TrackingParams, run_velocity
+from glacierkit.velocity.prefilter import PrefilterName
 
 
 @app.command()
@@ -18,13 +22,14 @@ def velocity(
                                      "SAR amplitude)."),
     secondary: Path = typer.Argument(..., help="Later image on the same grid."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
-    chip: int = typer.Option(32, "--chip", help="Chip size (px)."),
-    search: int = typer.Option(32, "--search", help="Search range ± (px)."),
-    step: int = typer.Option(8, "--step", help="Node spacing (px)."),
-    method: str = typer.Option("ncc", "--method", help="ncc | oc (orientation correlation)."),
-    prefilter: str = typer.Option("highpass", "--prefilter",
-                                  help="none | highpass | wallis | orientation (implies oc)."),
-    kind: str = typer.Option("optical", "--kind", help="optical | sar (amplitude)."),
+    chip: int = typer.Option(32, "--chip", min=4, help="Chip size (px)."),
+    search: int = typer.Option(32, "--search", min=0, help="Search range ± (px)."),
+    step: int = typer.Option(8, "--step", min=1, help="Node spacing (px)."),
+    method: Literal["ncc", "oc"] = typer.Option("ncc", "--method",
+                                                help="ncc | oc (orientation correlation)."),
+    prefilter: PrefilterName = typer.Option(
+        "highpass", "--prefilter", help="none | highpass | wallis | orientation (implies oc)."),
+    kind: ImageKind = typer.Option("optical", "--kind", help="optical | sar (amplitude)."),
     speckle_filter: bool = typer.Option(False, "--speckle-filter",
                                         help="Lee-filter SAR amplitude before tracking."),
     dt_days: float | None = typer.Option(None, "--dt-days", help="Time separation (days)."),
@@ -42,14 +47,18 @@ def velocity(
                                    help="Keep raw offsets (no NDC/MAD/clump filtering)."),
     align: bool = typer.Option(False, "--align",
                                help="Resample the secondary onto the reference grid."),
-    units: str = typer.Option("m/yr", "--units", help="m/yr | m/day."),
-    band: int = typer.Option(1, "--band", help="Band to track (1-based)."),
+    units: VelocityUnits = typer.Option("m/yr", "--units", help="m/yr | m/day."),
+    band: int = typer.Option(1, "--band", min=1, help="Band to track (1-based)."),
     pixel_size: float | None = typer.Option(None, "--pixel-size",
                                             help="Pixel size (m) of non-georeferenced images."),
     no_quicklook: bool = typer.Option(False, "--no-quicklook", help="Skip quicklook.png."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing products."),
 ) -> None:
     """Track features between two images; write velocity, displacement, quality, report."""
+    require(dt_days is None or dt_days > 0, "--dt-days",
+            f"the time separation must be > 0 days; got {dt_days}.")
+    require(pixel_size is None or pixel_size > 0, "--pixel-size",
+            f"the pixel size must be > 0 m; got {pixel_size}.")
     params = TrackingParams(chip_size_px=chip, search_px=search, step_px=step,
                             method=method, prefilter=prefilter)  # type: ignore[arg-type]
     res = run_velocity(reference, secondary, out, params=params, kind=kind,  # type: ignore[arg-type]

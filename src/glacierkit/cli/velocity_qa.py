@@ -18,7 +18,9 @@ from rich.console import Console
 from rich.table import Table
 
 from glacierkit._json import jsonable
-from glacierkit.cli.main import app
+from glacierkit.cli.main import app, require
+from glacierkit.errors import InputError
+from glacierkit.velocity.quality import canonical_units
 from glacierkit.velocity.quality import velocity_qa as run_velocity_qa
 
 
@@ -80,6 +82,14 @@ def _print_report(r: dict[str, Any]) -> None:
         con.print(g)
 
 
+def _known_units(units: str) -> bool:
+    try:
+        canonical_units(units)
+    except InputError:
+        return False
+    return True
+
+
 @app.command("velocity-qa")
 def velocity_qa(
     vx: Path = typer.Argument(..., metavar="VX", help="East velocity component (GeoTIFF; "
@@ -100,7 +110,7 @@ def velocity_qa(
     gps_debias: bool = typer.Option(False, "--gps-debias", help="Subtract the static-area "
                                     "KDE peak before comparing with GPS."),
     sigma: float = typer.Option(2.0, "--sigma", help="KDE threshold (standard deviations)."),
-    gridsize: int = typer.Option(60, "--gridsize", help="KDE mesh vertices per side."),
+    gridsize: int = typer.Option(60, "--gridsize", min=3, help="KDE mesh vertices per side."),
     all_touched: bool = typer.Option(False, "--all-touched", help="Use every pixel a polygon "
                                      "touches (default: pixel centre inside)."),
     normalize_strain: bool = typer.Option(False, "--normalize-strain", help="True strain rates "
@@ -109,6 +119,12 @@ def velocity_qa(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Stable-ground statistics, GLAFT metrics and GPS comparison of a velocity map."""
+    for flag, value in (("--units", units), ("--gps-units", gps_units)):
+        require(value is None or _known_units(value), flag,
+                f"must be m/day or m/yr (also m/d, m/a, m yr-1); got {value!r}.")
+    require(gps_window >= 1 and gps_window % 2 == 1, "--gps-window",
+            f"the window must be an odd number of pixels (1, 3, 5, ...); got {gps_window}.")
+    require(sigma > 0, "--sigma", f"the threshold must be > 0 standard deviations; got {sigma}.")
     r = run_velocity_qa(vx, vy, stable=stable, ice=ice, gps=gps, units=units,
                         align="vx" if align else None, sigma=sigma, gridsize=gridsize,
                         all_touched=all_touched, normalize_strain=normalize_strain,

@@ -999,8 +999,12 @@ def predict_scene(bundle_or_path: ModelBundle | str | os.PathLike[str],
             files = ", ".join(f"{p.name}: {c}" for p, c in zip(gs.paths, counts, strict=True))
             raise InputError(f"source {name!r} has {sum(counts)} band(s) ({files}); the model "
                              f"expects {g.n_bands} raw band(s) {list(g.bands or ())} for group "
-                             f"{name!r} ({g.kind} → channels {list(g.channels)}). Select bands "
-                             f"with glacierkit.dl.sources.BandSource(path, bands=(...)).")
+                             f"{name!r} ({g.kind} → channels {list(g.channels)}).",
+                             hint="Select bands with glacierkit.dl.sources.BandSource(path, "
+                                  "bands=(...)).",
+                             cli_hint=f"Give files holding exactly these {g.n_bands} band(s), "
+                                      f"in this order, as {name}=FILE[,FILE...] (extract or "
+                                      f"reorder bands beforehand, e.g. gdal_translate -b).")
 
     if check_domain:
         from .domain import check_scene_domain
@@ -1024,8 +1028,11 @@ def predict_scene(bundle_or_path: ModelBundle | str | os.PathLike[str],
             try:
                 check_same_grid(grids)
             except GridMismatchError as e:
-                raise GridMismatchError(f"{e}\n(predict_scene: pass align=True or align='<group>'"
-                                        f" to resample explicitly.)") from None
+                raise GridMismatchError(
+                    e.message, hint="(predict_scene: pass align=True or align='<group>' to "
+                    "resample explicitly.)", cli_hint="Fix: pass --align to resample every "
+                    "source onto the first group's grid explicitly, or resample the files onto "
+                    "one grid beforehand (e.g. gdalwarp).") from None
         ordered = [groups.get(name) for name in layout.group_names]
         paths: list[Path] = []
         file_slices: list[slice | None] = []

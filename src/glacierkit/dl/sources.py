@@ -732,9 +732,12 @@ def open_scene(layout: SourceLayout,
             files = [str(rasters[k].path) for k in per_group[g.name]]
             raise InputError(
                 f"group {g.name!r} needs {g.n_bands} raw band(s) {list(g.bands or ())} (giving "
-                f"channels {list(g.channels)}) but its file(s) {files} hold {raw.shape[0]}. "
-                f"List the files whose bands, in order, give these bands, or pick bands with "
-                f"BandSource(path, bands=(...)).")
+                f"channels {list(g.channels)}) but its file(s) {files} hold {raw.shape[0]}.",
+                hint="List the files whose bands, in order, give these bands, or pick bands "
+                     "with BandSource(path, bands=(...)).",
+                cli_hint="List the files whose bands, in order, give these bands (in the "
+                         "config's [scenes.sources]; extract bands beforehand if a file holds "
+                         "others, e.g. gdal_translate -b).")
         data[slices[g.name]] = prepare_group(g, raw, pixel_size=psize)
     present = tuple(g.name in paths for g in layout.groups)
     first = rasters[per_group[given[0].name][0]].path

@@ -755,8 +755,11 @@ def fit(model: nn.Module, train_ds: Dataset, val_ds: Dataset | None, cfg: TrainC
     if resume_path is None and ckpt_dir.is_dir() and any(ckpt_dir.glob("*.ckpt")):
         if not overwrite:
             raise OutputExistsError(
-                f"{ckpt_dir} already holds checkpoints; continue that run with resume='auto', "
-                f"or pass overwrite=True to start again (deletes them).")
+                f"{ckpt_dir} already holds checkpoints.",
+                hint="Continue that run with resume='auto', or pass overwrite=True to start "
+                     "again (deletes them).",
+                cli_hint="Continue that run with --resume, or set [output] overwrite = true in "
+                         "the config to start again (deletes them).")
         for p in ckpt_dir.glob("*.ckpt"):
             p.unlink()
     ckpt_dir.mkdir(parents=True, exist_ok=True)

@@ -286,7 +286,9 @@ def check_same_grid(named: dict[str, Grid]) -> None:
         raise GridMismatchError(
             f"rasters are not on the same grid (differ in {', '.join(diffs) or 'transform'}):\n"
             f"  {ref_name}: {ref.describe()}\n"
-            f"  {name}: {g.describe()}\n"
-            f"Fix: pass align='{ref_name}' (or another reference) to resample onto one grid "
-            f"explicitly, or align beforehand with glacierkit.io.align(...)."
+            f"  {name}: {g.describe()}\n",
+            hint=f"Fix: pass align='{ref_name}' (or another reference) to resample onto one "
+                 f"grid explicitly, or align beforehand with glacierkit.io.align(...).",
+            cli_hint=f"Fix: pass --align to resample onto the {ref_name} grid explicitly, or "
+                     f"resample the files onto one grid beforehand (e.g. gdalwarp).",
         )

@@ -149,8 +149,8 @@ class Hypsometry:
         table = read_rgi_hypsometry(path)
         if rgi_id is None:
             if len(table) != 1:
-                raise InputError(f"{path} holds {len(table)} glaciers; pass rgi_id= (one of "
-                                 f"{', '.join(list(table)[:5])} ...).")
+                raise InputError(f"{path} holds {len(table)} glaciers.",
+                                 hint=f"Pass rgi_id= (one of {', '.join(list(table)[:5])} ...).")
             return next(iter(table.values()))
         key = _DIVIDE.sub("", rgi_id.strip())
         if key not in table:

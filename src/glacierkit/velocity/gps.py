@@ -166,8 +166,9 @@ def gps_table(df: pd.DataFrame, *, crs: Any = None, units: str | None = None,
             raise InputError(f"vx and vy columns have different units: {sorted(col_units)}.")
         label = col_units.pop() if col_units else units
         if label is None:
-            raise InputError("the GPS vx/vy columns carry no units (e.g. 'vx (m/d)'); pass "
-                             "units='m/day' or 'm/yr' (CLI: --gps-units).")
+            raise InputError("the GPS vx/vy columns carry no units (e.g. 'vx (m/d)').",
+                             hint="Pass units='m/day' or 'm/yr'.",
+                             cli_hint="Pass --gps-units m/day or --gps-units m/yr.")
         out_units = canonical_units(label)
         if cx and cy:
             xs, ys, out_crs = df[cx].to_numpy(float), df[cy].to_numpy(float), crs

@@ -448,8 +448,9 @@ def _check_sizes(shape: tuple[int, int], chip: int, search: int, step: int,
                          f"{shape[1]} px); use a chip no larger than {min(shape)} px.")
     if chip + 2 * search > min(shape):
         raise InputError(f"the search window chip_size_px + 2 × search_px = {chip + 2 * search}"
-                         f" px does not fit in the image ({shape[0]} × {shape[1]} px); reduce "
-                         "search_px (use initial_offsets for a known large motion).")
+                         f" px does not fit in the image ({shape[0]} × {shape[1]} px).",
+                         hint="Reduce search_px (use initial_offsets for a known large motion).",
+                         cli_hint="Reduce --search (or --chip).")
 
 
 def _check_tuning(taper: float, exclusion_px: int, max_nodata_frac: float, batch_size: int,

@@ -754,8 +754,9 @@ def _resolve_units(units: str | None, tags: list[str | None]) -> str:
         return u
     if len(found) == 1:
         return found.pop()
-    raise InputError("the velocity units are not stated in the rasters; pass units='m/day' or "
-                     "'m/yr' (CLI: --units).")
+    raise InputError("the velocity units are not stated in the rasters.",
+                     hint="Pass units='m/day' or 'm/yr'.", cli_hint="Pass --units m/day or "
+                     "--units m/yr.")
 
 
 def _f(v: Any) -> Any:
