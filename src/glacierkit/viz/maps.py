@@ -329,8 +329,8 @@ def add_colorbar(fig: Any, ax: Any, im: Any, data: np.ndarray, *, label: str, un
 
 
 # ---------------------------------------------------------------------------- arrows
-def add_arrow_key(ax: Any, quiver: Any, speed: float, units: str, *, x: float = 1.0,
-                  y: float = -0.075, color: str = "black") -> Any:
+def add_arrow_key(ax: Any, quiver: Any, speed: float, units: str, *, x: float = 0.96,
+                  y: float = 0.05, color: str = "white") -> Any:
     """Add an arrow-scale key (``quiverkey``) of a round speed to a quiver plot.
 
     Args:
@@ -339,8 +339,10 @@ def add_arrow_key(ax: Any, quiver: Any, speed: float, units: str, *, x: float = 
         speed: A typical (or maximum shown) speed, in ``units``; the key shows the largest
             1, 2 or 5 × 10ⁿ not above it.
         units: Speed units, e.g. ``"m/yr"``.
-        x, y: Key position in axes coordinates (default: below the lower-right corner).
-        color: Key arrow and label colour.
+        x, y: Arrow position in axes coordinates (default: inside the lower-right corner;
+            the label sits left of the arrow on a white box, the arrow is outlined in black
+            so it reads over any background).
+        color: Key arrow colour (that of the arrows on the map).
 
     Returns:
         The ``QuiverKey`` (gid ``"arrow_key"``).
@@ -352,8 +354,9 @@ def add_arrow_key(ax: Any, quiver: Any, speed: float, units: str, *, x: float = 
         raise InputError("an arrow key needs the speed units (e.g. 'm/yr').")
     value = nice_number(speed)
     key = ax.quiverkey(quiver, x, y, value, f"arrow: {fmt(value)} {units}", labelpos="W",
-                       coordinates="axes", color=color, labelcolor=color,
-                       fontproperties={"size": 8})
+                       coordinates="axes", color=color, labelcolor="black",
+                       fontproperties={"size": 7}, edgecolor="black", linewidth=0.5)
+    key.text.set_bbox({"facecolor": "white", "alpha": 0.75, "linewidth": 0, "pad": 2})
     key.set_gid("arrow_key")
     return key
 
