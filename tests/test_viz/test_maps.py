@@ -189,6 +189,11 @@ def test_raster_map_rgb_legend_and_outline_reprojected():
     assert xs.min() == pytest.approx(left + 300, abs=1) and xs.max() == pytest.approx(
         left + 900, abs=1)
     _artist(ax, "scale_bar")
+    # Bands without names in the file are named by number; no outlines: the note stands alone.
+    fig = raster_map(_raster(rgb, UTM))
+    assert fig.axes[0].get_legend() is None
+    assert [t.get_text() for t in fig.axes[0].texts] == [
+        "RGB = bands 1, 2, 3, each stretched p2–p98"]
 
 
 def test_colour_extend_and_colorbar_needs_units():
@@ -259,3 +264,14 @@ def test_crs_name_of_unnamed_custom_crs():
     assert crs_name(grid) == "custom CRS (Transverse Mercator, WGS 84)"
     assert crs_name(UTM) == "EPSG:32607, WGS 84 / UTM zone 7N"
     assert crs_name(Grid.pixel_grid((5, 5))) == "pixels, not georeferenced"
+
+
+def test_velocity_map_on_plain_image_grid():
+    grid = Grid.pixel_grid((60, 90), 15.0)
+    vx, vy, v = _flow(grid, peak=3048.0)
+    fig = velocity_map(_raster(np.ones(grid.shape), grid), grid, vx, vy, v, units="m/yr")
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == "column (pixels, not georeferenced)"
+    assert ax.get_ylabel() == "row (pixels, not georeferenced)"
+    # 90 px × 15 m = 1350 m wide: a 200 m bar.
+    assert _artist(ax, "scale_bar").txt_label.get_text() == "200 m"

@@ -204,7 +204,6 @@ def predict(
         sources[dem_groups[0]] = str(dem)
     elif dem is not None:
         raise InputError("--dem given but the model has no DEM group; leave it out.")
-    out.mkdir(parents=True, exist_ok=True)
     try:
         res = classify_scene(bundle, sources, out, outlines=outlines, id_field=id_field,
                              majority=majority, backend=backend, overwrite=overwrite,

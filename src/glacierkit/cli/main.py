@@ -22,10 +22,13 @@ messages on stderr and an exit code; ``--verbose`` also shows the traceback:
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
 import sys
+import threading
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import typer
 from rich.console import Console
@@ -148,24 +151,83 @@ def _register_commands() -> None:
     )
 
 
+#: Exit code after SIGTERM (128 + 15, the shell's convention for a process ended by SIGTERM).
+EXIT_TERMINATED = 143
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised by the CLI's signal handler.
+
+    It unwinds like Ctrl-C (so products are not left half written, see
+    :class:`glacierkit.io.products.ProductSet`) and the CLI exits with code 143.
+    """
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Turn SIGTERM into :class:`Terminated` while a command runs (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def _interrupted(exc: BaseException) -> int:
+    """Message and exit code for Ctrl-C (130) or SIGTERM (143).
+
+    Says what happened to the command's output folder when the library noted it
+    (:func:`glacierkit.io.products.interrupted_output`).
+    """
+    from glacierkit.io.products import interrupted_output
+
+    word, code = (("terminated", EXIT_TERMINATED) if isinstance(exc, Terminated)
+                  else ("interrupted", 130))
+    note = interrupted_output(exc)
+    if note is None:
+        msg = word
+    elif note.published:
+        msg = f"{word} after the products were written completely to {note.folder}"
+    else:
+        msg = f"{word}: nothing was written to {note.folder}"
+    err_console.print(msg, highlight=False, soft_wrap=True, markup=False)
+    return code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI with ``argv`` (default: ``sys.argv[1:]``) and return the exit code."""
+    """Run the CLI with ``argv`` (default: ``sys.argv[1:]``) and return the exit code.
+
+    Ctrl-C exits with 130 and SIGTERM with 143 (:data:`EXIT_TERMINATED`); both print one line
+    that names the output folder when the command was writing products (nothing is left
+    half-written there).
+    """
     args = list(sys.argv[1:] if argv is None else argv)
     verbose = "--verbose" in args or "-v" in args
     _register_commands()
     try:
-        rv = app(args=args, prog_name="glacierkit", standalone_mode=False)
+        with _sigterm_as_interrupt():
+            rv = app(args=args, prog_name="glacierkit", standalone_mode=False)
     except typer.Exit as e:
+        if isinstance(e.__cause__, KeyboardInterrupt):  # typer turns Ctrl-C into Exit(130)
+            return _interrupted(e.__cause__)
         return int(e.exit_code or 0)
-    except typer.Abort:
+    except typer.Abort as e:
+        if isinstance(e.__cause__, KeyboardInterrupt):
+            return _interrupted(e.__cause__)
         err_console.print("aborted")
         return 130
     except typer.TyperException as e:  # usage errors: bad/missing options, unknown command
         e.show(file=sys.stderr)  # type: ignore[attr-defined]
         return int(getattr(e, "exit_code", 2))
-    except KeyboardInterrupt:
-        err_console.print("interrupted")
-        return 130
+    except KeyboardInterrupt as e:
+        return _interrupted(e)
     except (GlacierkitError, OSError, MemoryError) as e:  # input errors: the user can fix them
         if verbose:
             traceback.print_exc()

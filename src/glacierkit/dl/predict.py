@@ -46,8 +46,6 @@ import json
 import logging
 import math
 import os
-import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -66,8 +64,9 @@ from glacierkit.errors import (
     InputError,
 )
 from glacierkit.io.grid import Grid, check_same_grid
+from glacierkit.io.products import ProductSet, reports_output
 from glacierkit.io.raster import RasterReader, open_raster, read_grid
-from glacierkit.io.writer import check_output_path, open_writer, publish_file
+from glacierkit.io.writer import open_writer
 from glacierkit.tiling.blend import sum_is_finite
 from glacierkit.tiling.grid import Tile
 from glacierkit.tiling.run import ThreadExecutor, run_tiled
@@ -136,6 +135,10 @@ class PredictResult:
         stages: Wall-clock seconds per stage: ``setup`` (checks, model/session loading),
             ``tiles`` (the tiled run: read, prepare, model, blend, classes/confidence rows),
             ``finish`` (converting the products to COGs), ``outlines``.
+        class_counts: Pixels per class name in ``classes.tif`` (nodata not counted).
+        predicted_share: Share (0–1) of the scene's pixels that got a prediction.
+        warnings: Messages about a nearly empty result (no pixel predicted; with outlines, no
+            glacier pixel or no outline polygon); each was also logged as a warning.
     """
 
     classes: Path
@@ -154,6 +157,9 @@ class PredictResult:
     missing_groups: tuple[str, ...] = ()
     n_outlines: int = 0
     stages: dict[str, float] = field(default_factory=dict)
+    class_counts: dict[str, int] = field(default_factory=dict)
+    predicted_share: float = float("nan")
+    warnings: tuple[str, ...] = ()
 
     @property
     def paths(self) -> dict[str, Path]:
@@ -755,6 +761,7 @@ class _Finisher:
         if probabilities:
             self.paths["probabilities"] = work / "probabilities.tif"
         self.full = np.full(grid.shape, CLASS_NODATA, dtype=np.uint8) if keep_classes else None
+        self.counts = np.zeros(CLASS_NODATA + 1, dtype=np.int64)  # pixels per class value
         self._p: np.ndarray | None = None  # (K, rows, W) probabilities of a block
         cls_tags = {**tags, "CLASS_NAMES": list(classes),
                     "CLASSES": {str(i): c for i, c in enumerate(classes)}}
@@ -819,6 +826,7 @@ class _Finisher:
                 conf[valid] = self.conf_fn(p[:, valid])
         if not all_valid:
             cls[~valid] = CLASS_NODATA
+        self.counts += np.bincount(cls.ravel(), minlength=CLASS_NODATA + 1)
         self.wc.write(cls, win)
         self.wf.write(conf, win)
         if self.full is not None:
@@ -864,6 +872,7 @@ def _align_sources(groups: dict[str, _GroupSource], align: bool | str | Grid, wo
 
 
 # ---------------------------------------------------------------------------- entry point
+@reports_output("out_dir")
 def predict_scene(bundle_or_path: ModelBundle | str | os.PathLike[str],
                   sources: Mapping[str, Any], out_dir: str | os.PathLike[str], *,
                   backend: Backend = "auto", device: str | None = None,
@@ -886,7 +895,9 @@ def predict_scene(bundle_or_path: ModelBundle | str | os.PathLike[str],
             elevation band for ``dem``; SAR in linear power unless the group says dB). All
             files must be on one grid. A group left out runs as missing (``present = 0``,
             logged) if the model was trained with group dropout; otherwise it is an error.
-        out_dir: Existing folder for the products.
+        out_dir: Folder for the products (created if needed). They are finished in a hidden
+            staging folder inside it and appear all together, or not at all after an error
+            or interrupt (:class:`~glacierkit.io.products.ProductSet`).
         backend: ``"auto"`` (torch on CUDA if available, else ONNX Runtime), ``"onnx"``
             (ONNX Runtime, CPU; needs the model file's ONNX graph) or ``"torch"``.
         device: torch device for the torch backend (default ``"cuda"`` if available).
@@ -968,8 +979,9 @@ def predict_scene(bundle_or_path: ModelBundle | str | os.PathLike[str],
         targets["entropy"] = out / "entropy.tif"
     if outlines:
         targets["outlines"] = out / "outlines.gpkg"
-    for p in targets.values():
-        check_output_path(p, overwrite=overwrite)
+    # Every product is finished in a staging folder inside ``out`` and published together.
+    products = ProductSet(out, [targets[n].name for n in _OUTPUT_NAMES if n in targets],
+                          overwrite=overwrite)
 
     from .sources import NormStats, SourceLayout, pixel_size_m
 
@@ -1017,8 +1029,8 @@ def predict_scene(bundle_or_path: ModelBundle | str | os.PathLike[str],
     runner_backend, runner_device = _pick_backend(bundle, backend, device, mc_samples)
     cond_spec, cond_fn = _conditioning(bundle, region)
 
-    work = Path(tempfile.mkdtemp(prefix=".glacierkit-predict-", dir=out))
-    try:
+    with products:
+        work = products.staging
         if align is not False:
             groups = _align_sources(groups, align, work)
         else:
@@ -1125,7 +1137,7 @@ def predict_scene(bundle_or_path: ModelBundle | str | os.PathLike[str],
             stages["tiles"] = time.perf_counter() - t
             t = time.perf_counter()
         # Leaving the stack converted the products to COGs.
-        written, classes_full = finisher.paths, finisher.full
+        written, classes_full, counts = finisher.paths, finisher.full, finisher.counts
         del finisher
         skipped = run.skipped + fn.stats.tiles_empty
         stages["finish"] = time.perf_counter() - t
@@ -1137,15 +1149,11 @@ def predict_scene(bundle_or_path: ModelBundle | str | os.PathLike[str],
                 classes_full, grid, bundle.classes, work / "outlines.gpkg", min_area_km2)
             del classes_full
         stages["outlines"] = time.perf_counter() - t
-        # Publish: every product was finished in the work folder; move them in one go.
-        for name in _OUTPUT_NAMES:
-            if name in written:
-                check_output_path(targets[name], overwrite=overwrite)
-        for name in _OUTPUT_NAMES:
-            if name in written:
-                publish_file(written[name], targets[name])
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+        class_counts = {c: int(counts[i]) for i, c in enumerate(bundle.classes)}
+        predicted_share = float(counts[:CLASS_NODATA].sum()) / max(grid.height * grid.width, 1)
+        warnings = _empty_result_warnings(class_counts, bundle.classes, outlines=outlines,
+                                          n_polys=n_polys, min_area_km2=min_area_km2)
+        # Leaving the block publishes every product (all finished in ``work``) in one go.
 
     total = time.perf_counter() - t_start
     res = PredictResult(
@@ -1154,10 +1162,34 @@ def predict_scene(bundle_or_path: ModelBundle | str | os.PathLike[str],
         outlines=targets.get("outlines"), backend=runner_backend, device=runner_device,
         tiles=run.tiles, tiles_run=fn.stats.tiles_run, tiles_skipped=skipped,
         model_seconds=fn.stats.model_seconds, total_seconds=total, grid=grid,
-        missing_groups=tuple(missing), n_outlines=n_polys, stages=stages)
+        missing_groups=tuple(missing), n_outlines=n_polys, stages=stages,
+        class_counts=class_counts, predicted_share=predicted_share, warnings=tuple(warnings))
     log.info("prediction done in %.1f s (model %.1f s): %d tiles run, %d skipped → %s",
              total, res.model_seconds, res.tiles_run, res.tiles_skipped, out)
     return res
+
+
+def _empty_result_warnings(class_counts: Mapping[str, int], names: Sequence[str], *,
+                           outlines: bool, n_polys: int, min_area_km2: float) -> list[str]:
+    """Warnings (also logged) for a result without predictions, glacier pixels or polygons."""
+    warnings = []
+    if sum(class_counts.values()) == 0:
+        warnings.append("no pixel was predicted: the sources have no pixel with data in every "
+                        "given group (nodata='any' predicts where any group has data); the "
+                        "products are empty. Check the sources' nodata and extents.")
+    elif outlines:
+        glacier = [names[i] for i in _outline_classes(names)]
+        if sum(class_counts.get(c, 0) for c in glacier) == 0:
+            warnings.append(f"no pixel was classified as {' or '.join(glacier)}: "
+                            f"outlines.gpkg is empty. Check that the scene shows glaciers "
+                            f"and matches the model's sources (bands, units, season).")
+        elif n_polys == 0:
+            warnings.append(f"no outline polygon: every glacier region is smaller than "
+                            f"min_area_km2={min_area_km2:g} km², so outlines.gpkg is empty "
+                            f"(lower min_area_km2 to keep them).")
+    for w in warnings:
+        log.warning("%s", w)
+    return warnings
 
 
 def _write_outlines(classes: np.ndarray, grid: Grid, names: Sequence[str], path: Path,
@@ -1278,5 +1310,6 @@ def predict_result_json(res: PredictResult) -> str:
     d = {"paths": {k: str(v) for k, v in res.paths.items()}, "backend": res.backend,
          "device": res.device, "tiles": res.tiles, "tiles_run": res.tiles_run,
          "tiles_skipped": res.tiles_skipped, "missing_groups": list(res.missing_groups),
-         "n_outlines": res.n_outlines, **res.timing}
+         "n_outlines": res.n_outlines, "class_counts": res.class_counts,
+         "predicted_share": res.predicted_share, "warnings": list(res.warnings), **res.timing}
     return json.dumps(d, indent=2)

@@ -42,8 +42,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -57,6 +55,7 @@ from glacierkit import __version__
 from glacierkit._json import jsonable
 from glacierkit.errors import DatasetNotFoundError, InputError
 from glacierkit.io.grid import Grid
+from glacierkit.io.products import ProductSet, reports_output
 
 log = logging.getLogger(__name__)
 
@@ -291,6 +290,7 @@ def _glacier_ids(outlines: Any, grid: Grid, id_field: str | None
     import geopandas as gpd
     from pyproj import CRS as ProjCRS
 
+    from glacierkit.errors import VectorReadError
     from glacierkit.io.vector import rasterize, read_vector, to_grid_crs
 
     if isinstance(outlines, gpd.GeoDataFrame):
@@ -298,7 +298,15 @@ def _glacier_ids(outlines: Any, grid: Grid, id_field: str | None
         if len(gdf) == 0:
             raise InputError("the outlines GeoDataFrame is empty.")
     else:
-        gdf, source = read_vector(outlines), str(outlines)
+        source = str(outlines)
+        try:
+            gdf = read_vector(outlines)
+        except VectorReadError as e:
+            if _feature_count(outlines) == 0:
+                raise InputError(f"the outlines file {source} holds no features; give a file "
+                                 f"with the glacier polygons, or no outlines to treat the whole "
+                                 f"valid scene as one glacier.") from e
+            raise
     gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty]
     if len(gdf) == 0:
         raise InputError(f"outlines {source} hold no non-empty geometry.")
@@ -337,6 +345,16 @@ def _glacier_ids(outlines: Any, grid: Grid, id_field: str | None
             "n_glaciers": len(names) - len(outside), "n_outside_scene": len(outside),
             "reprojected": bool(reprojected)}
     return arr, names, info
+
+
+def _feature_count(path: Any) -> int | None:
+    """Number of features of a vector file's first layer (None if it cannot be read)."""
+    import pyogrio
+
+    try:
+        return int(pyogrio.read_info(path)["features"])
+    except Exception:  # unreadable: read_vector's error says why
+        return None
 
 
 def _area_table(facies: np.ndarray, gid: np.ndarray, names: Sequence[str],
@@ -385,6 +403,7 @@ def _describe_vocabulary(bundle: Any) -> tuple[str, dict[str, Any]]:
 
 
 # ---------------------------------------------------------------------------- entry point
+@reports_output("out_dir")
 def classify_scene(model: Any, sources: Mapping[str, Any], out_dir: str | os.PathLike[str],
                    *, outlines: Any = None, id_field: str | None = None, majority: int = 0,
                    backend: str = "auto", tile_size: int | None = None,
@@ -400,7 +419,8 @@ def classify_scene(model: Any, sources: Mapping[str, Any], out_dir: str | os.Pat
             ``{"optical": "scene.tif", "dem": "dem.tif"}``; the optical file holds the
             model's bands in the model's order (band descriptions that disagree are logged
             as a warning).
-        out_dir: Existing folder for the products.
+        out_dir: Folder for the products (created if needed); they appear all together, or
+            not at all after an error or interrupt.
         outlines: Glacier outlines: a vector file (any CRS; reprojected to the scene CRS,
             logged) or a GeoDataFrame. ``None``: the whole valid scene is one glacier
             (``id`` ``"scene"``; stated in the report).
@@ -437,7 +457,7 @@ def classify_scene(model: Any, sources: Mapping[str, Any], out_dir: str | os.Pat
     from glacierkit.dl.sources import SourceLayout, pixel_size_m
     from glacierkit.facies.vocab import colour_table
     from glacierkit.io.raster import open_raster
-    from glacierkit.io.writer import check_output_path, publish_file, write_raster
+    from glacierkit.io.writer import write_raster
 
     t0 = time.perf_counter()
     bundle = _load_facies_bundle(model)
@@ -446,11 +466,9 @@ def classify_scene(model: Any, sources: Mapping[str, Any], out_dir: str | os.Pat
         raise InputError(f"majority must be 0 (off) or an odd window size in pixels (3, 5, "
                          f"...); got {majority}.")
     out = Path(out_dir)
-    if not out.is_dir():
-        raise DatasetNotFoundError(f"output folder {out} does not exist; create it first.")
+    # The products are staged inside ``out`` and published together (report last).
+    products = ProductSet(out, [_FILENAMES[k] for k in _PRODUCTS], overwrite=overwrite)
     targets = {k: out / v for k, v in _FILENAMES.items()}
-    for p in targets.values():
-        check_output_path(p, overwrite=overwrite)
     if not isinstance(sources, Mapping):
         raise InputError(f"sources must map source-group names to rasters, e.g. "
                          f"{{'optical': 'scene.tif'}}; got {type(sources).__name__}.")
@@ -478,9 +496,8 @@ def classify_scene(model: Any, sources: Mapping[str, Any], out_dir: str | os.Pat
                         "treated as one glacier (id 'scene')"}
         log.info("no outlines: the whole valid scene is treated as one glacier")
 
-    work = Path(tempfile.mkdtemp(prefix=".glacierkit-facies-", dir=out))
-    try:
-        (work / "predict").mkdir()
+    with products:
+        work = products.staging
         res = predict_scene(bundle, sources, work / "predict", backend=backend,  # type: ignore[arg-type]
                             tile_size=tile_size, outlines=False, progress=progress,
                             align=align, overwrite=False, task="facies", check_domain=False)
@@ -535,6 +552,15 @@ def classify_scene(model: Any, sources: Mapping[str, Any], out_dir: str | os.Pat
         }
         table.to_csv(work / _FILENAMES["areas"], index=False, float_format="%.6g")
         written["areas"] = work / _FILENAMES["areas"]
+        observed_px = int((facies != FACIES_NODATA).sum())
+        warnings = []
+        if observed_px == 0:
+            warnings.append(f"no glacier pixel was classified: the {int(inside.sum())} "
+                            f"pixel(s) inside the outlines have no data in the scene, so "
+                            f"facies.tif is empty and every area is 0. Check that the outlines "
+                            f"belong to this scene and that it has data (no cloud/nodata mask) "
+                            f"over the glaciers.")
+            log.warning("%s", warnings[-1])
         report = {
             "glacierkit": __version__,
             "model": {"file": str(bundle.path) if bundle.path else None, "arch": bundle.arch,
@@ -553,18 +579,14 @@ def classify_scene(model: Any, sources: Mapping[str, Any], out_dir: str | os.Pat
             "outlines": outline_info,
             "majority": {"window_px": majority, "pixels_changed": changed},
             "counts_px": counts,
-            "glacier_px": int(inside.sum()), "observed_px": int((facies != FACIES_NODATA).sum()),
+            "glacier_px": int(inside.sum()), "observed_px": observed_px,
+            "observed_share": observed_px / max(int(inside.sum()), 1), "warnings": warnings,
             "areas": table.to_dict(orient="records"),
             "seconds": {"predict": res.total_seconds, "total": time.perf_counter() - t0},
         }
         written["report"] = _write_text(work / _FILENAMES["report"],
                                         json.dumps(jsonable(report), indent=2))
-        for name in _PRODUCTS:
-            check_output_path(targets[name], overwrite=overwrite)
-        for name in _PRODUCTS:
-            publish_file(written[name], targets[name])
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+        # Leaving the block publishes the four products together.
     total = time.perf_counter() - t0
     log.info("facies of %d glacier(s) on %s in %.1f s → %s", len(table), grid.describe(),
              total, out)

@@ -51,7 +51,12 @@ from types import FrameType, TracebackType
 from typing import Any, TypeVar
 
 from glacierkit.errors import InputError, OutputExistsError
-from glacierkit.io.writer import STAGING_PREFIX, check_output_path, set_product_mode
+from glacierkit.io.writer import (
+    STAGING_PREFIX,
+    check_output_path,
+    set_product_mode,
+    written_log_level,
+)
 
 log = logging.getLogger(__name__)
 
@@ -284,7 +289,8 @@ class ProductSet:
             self.check()
             self._rename_all(staging)
         for name in self.names:
-            log.info("wrote %s", self.out_dir / name)
+            target = self.out_dir / name
+            log.log(written_log_level(target), "wrote %s", target)
 
     def _rename_all(self, staging: Path) -> None:
         """Move every product into place, or none (signals held back meanwhile)."""

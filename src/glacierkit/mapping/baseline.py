@@ -18,6 +18,7 @@ Torch-free.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -26,6 +27,10 @@ import numpy as np
 from scipy import ndimage
 
 from glacierkit.errors import InputError
+from glacierkit.io.products import reports_output
+from glacierkit.io.vector import MIN_AREA_KM2
+
+log = logging.getLogger(__name__)
 
 BAND_NAMES = ("blue", "green", "red", "nir", "swir1", "swir2")
 """Band names :func:`baseline_classes` understands."""
@@ -203,23 +208,150 @@ def baseline_classes(bands: Mapping[str, np.ndarray], *, method: str = "auto",
     return classes, info
 
 
-def run_baseline(paths: Sequence[str | os.PathLike[str]], band_names: Sequence[Sequence[str]],
+def _band_key(text: str) -> str:
+    return "".join(ch for ch in text.lower() if ch.isalnum())
+
+
+#: Band descriptions understood by :func:`band_names_from_descriptions`, compared in lower
+#: case without spaces, dashes or underscores. Band numbers (``B4``) are not among them: they
+#: mean different bands on different sensors (Landsat 7 B4 is NIR, Landsat 8 and Sentinel-2
+#: B4 are red), and neither is a bare ``swir`` (1.6 µm or 2.2 µm?).
+BAND_DESCRIPTIONS: dict[str, str] = {
+    **{_band_key(b): b for b in BAND_NAMES},
+    "nearinfrared": "nir", "shortwaveinfrared1": "swir1", "shortwaveinfrared2": "swir2",
+}
+
+
+def band_names_from_descriptions(path: str | os.PathLike[str]) -> list[str]:
+    """The :data:`BAND_NAMES` of a raster's bands, read from its band descriptions.
+
+    Descriptions are the band names GDAL, rasterio and glacierkit write (``gdalinfo`` shows
+    them as ``Description``). Each must name one band of :data:`BAND_NAMES` (case-insensitive;
+    ``"NIR"``, ``"Red"``, ``"SWIR 1"``, ``"near infrared"`` and ``"shortwave infrared 2"`` are
+    understood; see :data:`BAND_DESCRIPTIONS`); nothing is guessed from band numbers or
+    order.
+
+    Args:
+        path: A raster file.
+
+    Returns:
+        One band name per band, in band order.
+
+    Raises:
+        InputError: A band has no description or one that is not a known band name; the
+            message names the file, the bands and ``--bands``.
+    """
+    import rasterio
+
+    with rasterio.open(path) as ds:
+        descriptions = list(ds.descriptions)
+    names: list[str] = []
+    problems: list[str] = []
+    for i, d in enumerate(descriptions, start=1):
+        name = BAND_DESCRIPTIONS.get(_band_key(d or ""))
+        if name is None:
+            problems.append(f"band {i} {'has no description' if not d else f'is {d!r}'}")
+        names.append(name or "")
+    if problems:
+        raise InputError(
+            f"{path}: cannot name its bands from the band descriptions ({'; '.join(problems)}); "
+            f"known names are {list(BAND_NAMES)} (case-insensitive). Name the {len(names)} "
+            f"band(s) of this file with --bands (band_names= in Python), one name per band in "
+            f"band order, '_' to skip one: e.g. --bands red,green,blue for an RGB file.")
+    return names
+
+
+def resolve_band_names(paths: Sequence[str | os.PathLike[str]],
+                       band_names: Sequence[Sequence[str] | str | None] | None
+                       ) -> list[list[str]]:
+    """Band names per file: as given, or from the file's band descriptions.
+
+    Args:
+        paths: Raster files.
+        band_names: None (every file's names from its band descriptions) or one entry per
+            file: a sequence of names (:data:`BAND_NAMES`, ``"_"`` to skip a band), a
+            comma-separated string, or None / ``""`` / ``"auto"`` for the descriptions
+            (:func:`band_names_from_descriptions`).
+
+    Returns:
+        One list of names per file; names read from descriptions are logged.
+
+    Raises:
+        InputError: The number of entries differs from the number of files, or a file's
+            descriptions do not name its bands.
+    """
+    entries = [None] * len(paths) if band_names is None else list(band_names)
+    if len(entries) != len(paths):
+        raise InputError(f"give band names for each of the {len(paths)} files (or none, to "
+                         f"read them from the band descriptions); got {len(entries)}.")
+    out: list[list[str]] = []
+    for p, entry in zip(paths, entries, strict=True):
+        if isinstance(entry, str):
+            entry = [b.strip() for b in entry.split(",")] if entry.strip() not in (
+                "", "auto") else None
+        if entry is None:
+            names = band_names_from_descriptions(p)
+            log.info("%s: band names %s from the band descriptions", p, names)
+        else:
+            names = [str(b) for b in entry]
+        out.append(names)
+    return out
+
+
+def drop_small_outlines(gdf: Any, min_area_km2: float) -> tuple[Any, dict[str, Any]]:
+    """Drop outline polygons smaller than ``min_area_km2``.
+
+    Args:
+        gdf: Polygons with an ``area_km2`` column (:func:`glacierkit.io.polygonize`).
+        min_area_km2: Smallest polygon kept (km²; 0 keeps all).
+
+    Returns:
+        ``(kept, info)``; ``info`` holds ``min_area_km2``, ``n_small_dropped`` and
+        ``small_dropped_km2`` (their area).
+    """
+    if min_area_km2 < 0:
+        raise InputError(f"min_area_km2 must be >= 0 (km²; 0 keeps every polygon); got "
+                         f"{min_area_km2}.")
+    small = (gdf["area_km2"] < min_area_km2).to_numpy() if len(gdf) else np.zeros(0, bool)
+    info = {"min_area_km2": float(min_area_km2), "n_small_dropped": int(small.sum()),
+            "small_dropped_km2": float(gdf["area_km2"][small].sum()) if small.any() else 0.0}
+    if small.any():
+        log.info("dropped %d outline polygon(s) smaller than %g km² (%.3f km² together)",
+                 info["n_small_dropped"], min_area_km2, info["small_dropped_km2"])
+        gdf = gdf[~small].reset_index(drop=True)
+    return gdf, info
+
+
+@reports_output("out_dir")
+def run_baseline(paths: Sequence[str | os.PathLike[str]],
+                 band_names: Sequence[Sequence[str] | str | None] | None,
                  out_dir: str | os.PathLike[str], *, method: str = "auto",
                  threshold: float | str | None = None, min_area_px: int = 0,
-                 fill_holes: bool | int = False, overwrite: bool = False) -> dict[str, Any]:
+                 fill_holes: bool | int = False, min_area_km2: float = MIN_AREA_KM2,
+                 overwrite: bool = False) -> dict[str, Any]:
     """``glacierkit map baseline``: classify rasters and write georeferenced products.
 
     Writes ``classes.tif`` (uint8: 0 off-glacier, 1 glacier, 255 nodata; colour table),
     ``outlines.gpkg`` (layer ``outlines``: glacier polygons with ``area_km2``; layer
     ``footprint``: the valid-data area, :func:`glacierkit.io.vector.write_outlines`) and
     ``baseline.json`` (the
-    ``info`` of :func:`baseline_classes` plus the glacier area) into ``out_dir``.
+    ``info`` of :func:`baseline_classes` plus the glacier area) into ``out_dir``. The three
+    files appear together (:class:`~glacierkit.io.products.ProductSet`, report last) or,
+    after an error or interrupt, not at all. A scene without any glacier pixel is written
+    (an empty outline layer), with a warning that is logged and listed in the report's
+    ``warnings``.
 
     Args:
         paths: Raster files on one grid (checked; align them first otherwise).
-        band_names: Per file, one name per band (:data:`BAND_NAMES`; ``"_"`` skips a band).
-        out_dir: Existing output folder.
-        method, threshold, min_area_px, fill_holes: As :func:`baseline_classes`.
+        band_names: Per file, one name per band (:data:`BAND_NAMES`; ``"_"`` skips a band),
+            or None for that file's band descriptions; None for all files
+            (:func:`resolve_band_names`).
+        out_dir: Output folder (created if needed).
+        method, threshold, min_area_px, fill_holes: As :func:`baseline_classes`
+            (``min_area_px`` removes clumps from ``classes.tif`` itself).
+        min_area_km2: Drop outline polygons smaller than this from ``outlines.gpkg`` (km²;
+            default 0.01 km², the RGI's minimum glacier size, as ``map predict``; 0 keeps
+            all). ``classes.tif`` keeps them.
         overwrite: Replace existing products.
 
     Returns:
@@ -229,16 +361,17 @@ def run_baseline(paths: Sequence[str | os.PathLike[str]], band_names: Sequence[S
     from pathlib import Path
 
     from glacierkit.io import check_same_grid, open_raster, polygonize, write_raster
+    from glacierkit.io.products import ProductSet
     from glacierkit.io.vector import footprint_frame, write_outlines
-    from glacierkit.io.writer import check_output_path
 
-    if len(paths) != len(band_names):
-        raise InputError(f"give band names for each of the {len(paths)} files; got "
-                         f"{len(band_names)}.")
+    band_names = resolve_band_names(paths, band_names)
+    if min_area_km2 < 0:
+        raise InputError(f"min_area_km2 must be >= 0 (km²; 0 keeps every polygon); got "
+                         f"{min_area_km2}.")
     out = Path(out_dir)
-    targets = {k: check_output_path(out / f, overwrite=overwrite) for k, f in
-               (("classes", "classes.tif"), ("outlines", "outlines.gpkg"),
-                ("report", "baseline.json"))}
+    files = {"classes": "classes.tif", "outlines": "outlines.gpkg", "report": "baseline.json"}
+    products = ProductSet(out, list(files.values()), overwrite=overwrite)  # checks up front
+    targets = products.targets
     rasters = [open_raster(p) for p in paths]
     check_same_grid({str(p): r.grid for p, r in zip(paths, rasters, strict=True)})
     bands: dict[str, np.ndarray] = {}
@@ -258,17 +391,27 @@ def run_baseline(paths: Sequence[str | os.PathLike[str]], band_names: Sequence[S
                                      min_area_px=min_area_px, fill_holes=fill_holes,
                                      valid=valid)
     grid = rasters[0].grid
-    write_raster(targets["classes"], classes, grid, nodata=NODATA, band_names=["class"],
-                 tags={"CLASSES": "0=off_glacier,1=glacier", "BASELINE": json.dumps(info)},
-                 colormap={0: (0, 0, 0, 0), 1: (80, 170, 255, 255), NODATA: (0, 0, 0, 0)},
-                 overwrite=overwrite)
-    gdf = polygonize(classes, grid, class_names={1: "glacier"}, ignore=(0,), nodata=NODATA)
-    # The footprint layer records where the scene was classified (outline evaluation clips to it).
-    write_outlines(gdf, targets["outlines"], footprint=footprint_frame(classes != NODATA, grid),
-                   overwrite=overwrite)
-    info = {**info, "glacier_km2": float(gdf["area_km2"].sum()) if len(gdf) else 0.0,
-            "paths": {k: str(v) for k, v in targets.items()}}
-    tmp = targets["report"].with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(info, indent=2))
-    os.replace(tmp, targets["report"])
+    warnings: list[str] = []
+    if info["n_glacier_px"] == 0:
+        warnings.append(f"no glacier pixel: no valid pixel has {info['index']} > "
+                        f"{info['threshold']:.4g} ({info['threshold_source']} threshold), so "
+                        f"outlines.gpkg is empty. Check the band names and order (--bands), "
+                        f"the method and the threshold, and that the scene shows glaciers.")
+    with products:
+        write_raster(products.path(files["classes"]), classes, grid, nodata=NODATA,
+                     band_names=["class"],
+                     tags={"CLASSES": "0=off_glacier,1=glacier", "BASELINE": json.dumps(info)},
+                     colormap={0: (0, 0, 0, 0), 1: (80, 170, 255, 255), NODATA: (0, 0, 0, 0)})
+        gdf = polygonize(classes, grid, class_names={1: "glacier"}, ignore=(0,), nodata=NODATA)
+        gdf, small = drop_small_outlines(gdf, min_area_km2)
+        # The footprint layer records where the scene was classified (outline evaluation
+        # clips to it).
+        write_outlines(gdf, products.path(files["outlines"]),
+                       footprint=footprint_frame(classes != NODATA, grid))
+        for w in warnings:
+            log.warning("%s", w)
+        info = {**info, "glacier_km2": float(gdf["area_km2"].sum()) if len(gdf) else 0.0,
+                "n_outlines": len(gdf), **small, "warnings": warnings,
+                "paths": {k: str(targets[f]) for k, f in files.items()}}
+        products.path(files["report"]).write_text(json.dumps(info, indent=2))
     return info

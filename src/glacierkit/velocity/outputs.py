@@ -10,7 +10,9 @@
   statistics.
 * ``quicklook.png`` — speed over the reference image with flow arrows.
 
-All rasters use node-centre georeferencing (:mod:`glacierkit.velocity.field`).
+All rasters use node-centre georeferencing (:mod:`glacierkit.velocity.field`). The products
+are staged and published together (:func:`product_set`): an interrupted or failed run leaves
+none of them.
 """
 
 from __future__ import annotations
@@ -24,12 +26,17 @@ from typing import Any
 import numpy as np
 
 from glacierkit.io import Grid, Raster, write_raster
+from glacierkit.io.products import ProductSet
 from glacierkit.io.writer import check_output_path, publish_file
 from glacierkit.velocity.status import Status
 
 log = logging.getLogger(__name__)
 
 PRODUCTS = ("velocity.tif", "displacement.tif", "quality.tif", "report.json", "quicklook.png")
+
+#: Below this share of valid nodes (finite speed) the run logs a warning and says so in the
+#: report: the products are written, but are nearly or entirely empty.
+MIN_VALID_SHARE = 0.01
 
 
 def check_outputs(out_dir: Path, *, overwrite: bool) -> None:
@@ -42,6 +49,41 @@ def check_outputs(out_dir: Path, *, overwrite: bool) -> None:
     if out_dir.exists():
         for name in PRODUCTS:
             check_output_path(out_dir / name, overwrite=overwrite)
+
+
+def product_set(out_dir: Path, *, quicklook: bool, overwrite: bool) -> ProductSet:
+    """The products of one run as a :class:`~glacierkit.io.products.ProductSet` (report last).
+
+    Checks the targets (existing products refused unless ``overwrite``); creates nothing.
+    """
+    names = ["velocity.tif", "displacement.tif", "quality.tif"]
+    if quicklook:
+        names.append("quicklook.png")
+    names.append("report.json")
+    return ProductSet(out_dir, names, overwrite=overwrite)
+
+
+def note_valid_share(report: dict[str, Any], v: np.ndarray) -> float:
+    """Put ``valid_share`` (and a warning if it is below 1 %) into ``report``; return it.
+
+    Args:
+        report: The run's report; gets ``valid_share`` (0–1, nodes with a finite speed) and
+            ``warnings`` (a list of messages, empty when all is well).
+        v: Speed on the node grid ``(rows, cols)``; NaN = no valid offset.
+    """
+    total = int(v.size)
+    n = int(np.isfinite(v).sum())
+    share = n / total if total else 0.0
+    report["valid_share"] = share
+    warnings = report.setdefault("warnings", [])
+    if share < MIN_VALID_SHARE:
+        msg = (f"{n} of {total} nodes ({100 * share:.2f} %) have a valid velocity: the "
+               f"products are {'empty' if n == 0 else 'nearly empty'}. Check that the images "
+               f"overlap and show the same surface, the time separation, and the chip/search "
+               f"sizes (status counts in report.json say why nodes failed).")
+        log.warning("%s", msg)
+        warnings.append(msg)
+    return share
 
 
 def write_products(out_dir: Path, grid: Grid, *, vx: np.ndarray, vy: np.ndarray,

@@ -19,6 +19,7 @@ import numpy as np
 
 from glacierkit import __version__
 from glacierkit.io import Grid, Raster, rasterize, read_vector
+from glacierkit.io.products import reports_output
 from glacierkit.velocity.corrections import (
     ConstantShift,
     CorrectionPipeline,
@@ -45,6 +46,8 @@ from glacierkit.velocity.inputs import (
 from glacierkit.velocity.kernels import MatchResult, match
 from glacierkit.velocity.outputs import (
     check_outputs,
+    note_valid_share,
+    product_set,
     write_products,
     write_quicklook,
     write_report,
@@ -152,6 +155,7 @@ def status_counts(status: np.ndarray) -> dict[str, int]:
     return {s.name: int((status == s).sum()) for s in Status}
 
 
+@reports_output("out_dir")
 def run_velocity(reference: str | os.PathLike[str], secondary: str | os.PathLike[str],
                  out_dir: str | os.PathLike[str], *, params: TrackingParams | None = None,
                  kind: ImageKind = "optical", speckle_filter: bool = False,
@@ -170,7 +174,8 @@ def run_velocity(reference: str | os.PathLike[str], secondary: str | os.PathLike
     Args:
         reference: Earlier image (GeoTIFF, or a plain image with ``pixel_size_m``).
         secondary: Later image, on the same grid (else pass ``align="reference"``).
-        out_dir: Output folder (created).
+        out_dir: Output folder (created if needed). The products appear all together or
+            not at all (:func:`~glacierkit.velocity.outputs.product_set`).
         params: Matching parameters (default :class:`TrackingParams`).
         kind: ``"optical"`` or ``"sar"``.
         speckle_filter: Lee filter for SAR amplitude.
@@ -194,7 +199,9 @@ def run_velocity(reference: str | os.PathLike[str], secondary: str | os.PathLike
         workers: FFT threads.
 
     Returns:
-        A :class:`VelocityResult` with the written paths and the report.
+        A :class:`VelocityResult` with the written paths and the report. The report's
+        ``valid_share`` is the share of nodes with a valid velocity; below 1 % a warning is
+        logged and added to its ``warnings``.
     """
     t0 = time.perf_counter()
     out = Path(out_dir)
@@ -254,24 +261,28 @@ def run_velocity(reference: str | os.PathLike[str], secondary: str | os.PathLike
             "step_px": params.step_px, "method": params.method,
             "prefilter": params.prefilter,
             "georeferencing": "node-centre: cell centre = chip centre"}
-    out.mkdir(parents=True, exist_ok=True)
-    outputs = write_products(out, tracked.node_grid, vx=vx, vy=vy, v=v, dx_m=dx_m, dy_m=dy_m,
-                             peak_corr=res.peak_corr, snr=res.snr, peak_ratio=res.peak_ratio,
-                             status=status, units=units, tags=tags, overwrite=overwrite)
-    if stable_nodes is not None:
-        # Accuracy of the final product on stable ground (GLAFT static-area metric, NMAD).
-        qa = velocity_qa(out / "velocity.tif", out / "velocity.tif", stable=stable_nodes,
-                         units=units)
-        report["quality"] = {k: v for k, v in qa.items() if not k.startswith("gps")}
-    if quicklook:
-        title = (f"{Path(reference).stem[:24]} → {Path(secondary).stem[:24]}\n"
-                 f"dt {ts.dt_days:.2f} d, chip {params.chip_size_px} px, "
-                 f"step {params.step_px} px")
-        outputs.append(write_quicklook(out / "quicklook.png", ref, tracked.node_grid, vx, vy, v,
-                                       units=units, title=title, overwrite=overwrite))
-    report["seconds"] = round(time.perf_counter() - t0, 2)
-    outputs.append(write_report(out / "report.json", report, overwrite=overwrite))
-    return VelocityResult(out, outputs, report)
+    note_valid_share(report, v)
+    # All products are staged and published together (report last): an interrupt or error
+    # leaves none of them.
+    with product_set(out, quicklook=quicklook, overwrite=overwrite) as products:
+        write_products(products.staging, tracked.node_grid, vx=vx, vy=vy, v=v, dx_m=dx_m,
+                       dy_m=dy_m, peak_corr=res.peak_corr, snr=res.snr,
+                       peak_ratio=res.peak_ratio, status=status, units=units, tags=tags,
+                       overwrite=False)
+        if stable_nodes is not None:
+            # Accuracy of the final product on stable ground (GLAFT static-area metric, NMAD).
+            staged = products.path("velocity.tif")
+            qa = velocity_qa(staged, staged, stable=stable_nodes, units=units)
+            report["quality"] = {k: v for k, v in qa.items() if not k.startswith("gps")}
+        if quicklook:
+            title = (f"{Path(reference).stem[:24]} → {Path(secondary).stem[:24]}\n"
+                     f"dt {ts.dt_days:.2f} d, chip {params.chip_size_px} px, "
+                     f"step {params.step_px} px")
+            write_quicklook(products.path("quicklook.png"), ref, tracked.node_grid, vx, vy, v,
+                            units=units, title=title, overwrite=False)
+        report["seconds"] = round(time.perf_counter() - t0, 2)
+        write_report(products.path("report.json"), report, overwrite=False)
+    return VelocityResult(out, list(products.targets.values()), report)
 
 
 def _correct(dx_px: np.ndarray, dy_px: np.ndarray, mask: np.ndarray, grid: Grid, *,

@@ -535,6 +535,8 @@ def raster_map(raster: Raster, *, bands: Sequence[int] | None = None, cmap: str 
         ax.imshow(np.dstack([np.nan_to_num(rgb), alpha]), extent=extent,
                   interpolation="nearest")
         names = ", ".join(raster.band_names[b] for b in bands)
+        if all(raster.band_names[b] == f"band_{b + 1}" for b in bands):
+            names = "bands " + ", ".join(str(b + 1) for b in bands)  # unnamed in the file
         legend_title = (f"RGB = {names}, each stretched p{fmt(percentiles[0])}–"
                         f"p{fmt(percentiles[1])}")
     else:
