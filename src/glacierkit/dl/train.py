@@ -118,7 +118,9 @@ class TrainConfig:
             ``monitor`` (None: off; needs a validation dataset).
         monitor: Metric for early stopping: ``"val_iou"`` (higher is better) or
             ``"val_loss"``. The best checkpoint is always chosen by ``val_iou``.
-        progress: Show Lightning's progress bar (tqdm) and the model summary.
+        progress: Show a progress bar of the steps of each epoch when stderr is a terminal
+            (else, and with the bar off, one log line per epoch). Lightning's own messages
+            and model summary are only logged at DEBUG level (``glacierkit --verbose``).
         deterministic: Ask torch for deterministic algorithms (``Trainer(deterministic=True)``;
             on CUDA ``"warn"``, since bilinear upsampling has no deterministic backward
             kernel there). The process-wide torch flags are restored after :func:`fit`.
@@ -458,6 +460,7 @@ class SegmentationTask(L.LightningModule):
     def on_train_epoch_start(self) -> None:
         """Reset the running training loss of the epoch."""
         self._train_loss = [0.0, 0]
+        self._epoch_t0 = time.perf_counter()
 
     def on_train_epoch_end(self) -> None:
         """Record the epoch in :attr:`history` when there was no validation."""
@@ -508,6 +511,21 @@ class SegmentationTask(L.LightningModule):
                  "lr": float(opt.param_groups[0]["lr"]) if opt is not None else float("nan"),
                  "train_loss": tl, **{k: float(v) for k, v in metrics.items()}}
         self.history = [h for h in self.history if h["epoch"] != entry["epoch"]] + [entry]
+        self._log_epoch(entry)
+
+    def _log_epoch(self, entry: Mapping[str, float]) -> None:
+        """One line per finished epoch; DEBUG level while a progress bar shows the same."""
+        total = self.trainer.max_epochs
+        epoch = f"epoch {int(entry['epoch']) + 1}" + (f"/{total}" if total and total > 0 else "")
+        parts = [f"train loss {entry['train_loss']:.4g}"]
+        if "val_loss" in entry:
+            parts.append(f"val loss {entry['val_loss']:.4g}")
+        if "val_iou" in entry:
+            parts.append(f"val IoU {entry['val_iou']:.3f}")
+        t0 = getattr(self, "_epoch_t0", None)
+        took = f" ({time.perf_counter() - t0:.1f} s)" if t0 is not None else ""
+        level = logging.DEBUG if self.trainer.progress_bar_callback is not None else logging.INFO
+        log.log(level, "%s: %s%s", epoch, ", ".join(parts), took)
 
     # -- optimiser
     def configure_optimizers(self) -> dict[str, Any]:
@@ -676,19 +694,64 @@ def _restore_torch_flags() -> Iterator[None]:
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = state[2:]
 
 
+_LIGHTNING_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric", "lightning_utilities",
+                      "pytorch_lightning", "lightning_fabric")
+# Where Lightning's rank-zero utilities log (``rank_zero_info`` & co.).
+_RANK_ZERO_LOGGERS = ("lightning.pytorch.utilities.rank_zero",
+                      "lightning.fabric.utilities.rank_zero", "lightning_utilities.core.rank_zero")
+
+
+class _NoAdverts(logging.Filter):
+    """Drop Lightning's advertisements ("💡 Tip: ... try installing ...")."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).lstrip().startswith("💡")
+
+
 @contextlib.contextmanager
 def _lightning_logs(verbose: bool) -> Iterator[None]:
-    """With ``verbose`` False, raise Lightning's loggers to WARNING (no device/tip banners)."""
-    names = ("lightning.pytorch", "lightning.fabric", "lightning")
-    old = {n: logging.getLogger(n).level for n in names}
-    if not verbose:
-        for n in names:
-            logging.getLogger(n).setLevel(logging.WARNING)
+    """Send Lightning's log messages through the application's handlers, once, and quietly.
+
+    The ``lightning`` package logger carries its own stderr handler (``INFO: ...``) *and*
+    propagates to the root logger, so an application with logging set up saw every Lightning
+    message twice. While this context is active: Lightning's own handlers are detached (its
+    messages reach the root logger's handlers only), its advertisements are dropped, and
+    unless ``verbose`` its loggers are raised to WARNING (no device banners, no
+    "`Trainer.fit` stopped" line; :func:`fit` logs its own summary). Restored on exit.
+
+    Args:
+        verbose: Keep Lightning's INFO messages (e.g. ``glacierkit --verbose``).
+    """
+    loggers = {n: logging.getLogger(n) for n in _LIGHTNING_LOGGERS}
+    old = {n: (lg.level, list(lg.handlers), lg.propagate) for n, lg in loggers.items()}
+    advert_filter = _NoAdverts()
+    for n, lg in loggers.items():
+        for h in old[n][1]:
+            lg.removeHandler(h)
+        lg.propagate = True
+        if not verbose:
+            lg.setLevel(logging.WARNING)
+    for n in _RANK_ZERO_LOGGERS:
+        logging.getLogger(n).addFilter(advert_filter)
     try:
         yield
     finally:
-        for n, lvl in old.items():
-            logging.getLogger(n).setLevel(lvl)
+        for n in _RANK_ZERO_LOGGERS:
+            logging.getLogger(n).removeFilter(advert_filter)
+        for n, lg in loggers.items():
+            level, handlers, lg.propagate = old[n]
+            lg.setLevel(level)
+            for h in handlers:
+                lg.addHandler(h)
+
+
+def _show_progress_bar(cfg: TrainConfig) -> bool:
+    """A step progress bar only where someone watches it: ``cfg.progress`` and a terminal."""
+    import sys
+
+    stream = sys.stderr
+    return bool(cfg.progress and stream is not None and hasattr(stream, "isatty")
+                and stream.isatty())
 
 
 def _loader(ds: Dataset, cfg: TrainConfig, accelerator: str,
@@ -828,13 +891,27 @@ def fit(model: nn.Module, train_ds: Dataset, val_ds: Dataset | None, cfg: TrainC
     deterministic: bool | str = cfg.deterministic
     if deterministic and accelerator == "cuda":
         deterministic = "warn"
+    verbose = log.isEnabledFor(logging.DEBUG)
+    bar = _show_progress_bar(cfg)
+    if bar:  # on stderr, with the log messages: stdout is for results
+        from lightning.pytorch.callbacks import RichProgressBar
+
+        all_callbacks.append(RichProgressBar(leave=True, console_kwargs={"stderr": True}))
+    if verbose:  # logged (the rich summary would print to stdout)
+        from lightning.pytorch.callbacks import ModelSummary
+
+        all_callbacks.append(ModelSummary())
+    log.info("training %s (%s) on %s: %s, %d step(s) of %d sample(s) per epoch%s", cfg.arch,
+             cfg.size, accelerator, f"{cfg.epochs} epoch(s)" if cfg.max_steps is None
+             else f"at most {cfg.epochs} epoch(s) or {cfg.max_steps} step(s)", steps_per_epoch,
+             cfg.batch_size, "" if val_ds is not None else ", no validation")
     with _expected_warnings(cfg, accelerator, resume_path is not None, val_ds is not None), \
-            _lightning_logs(cfg.progress), _restore_torch_flags():
+            _lightning_logs(verbose), _restore_torch_flags():
         trainer = L.Trainer(
             accelerator=accelerator, devices=1, precision=cfg.precision, max_epochs=cfg.epochs,
             max_steps=cfg.max_steps if cfg.max_steps is not None else -1,
             callbacks=all_callbacks,
-            logger=False, enable_progress_bar=cfg.progress, enable_model_summary=cfg.progress,
+            logger=False, enable_progress_bar=bar, enable_model_summary=verbose,
             deterministic=deterministic, num_sanity_val_steps=0, benchmark=False,
             gradient_clip_val=cfg.grad_clip, log_every_n_steps=max(1, min(50, steps_per_epoch)),
             default_root_dir=out_dir, enable_checkpointing=True)
@@ -870,8 +947,18 @@ def fit(model: nn.Module, train_ds: Dataset, val_ds: Dataset | None, cfg: TrainC
         wall_time_s=time.perf_counter() - t0, best_val_iou=best_val,
         class_weights=class_weights, resumed_from=resume_path,
         stopped_early=bool(stopper is not None and stopper.stopped_epoch > 0))
-    log.info("training done: %d steps, %d epochs, best val IoU %s, %.1f s", result.steps,
-             result.epochs, best_val, result.wall_time_s)
+    if result.stopped_early:
+        why = f"stopped early ({cfg.monitor} did not improve for {cfg.patience} validations)"
+    elif cfg.max_steps is not None and result.steps >= cfg.max_steps:
+        why = f"max_steps = {cfg.max_steps} reached"
+    else:
+        why = f"epochs = {cfg.epochs} reached"
+    best_text = "" if best_val is None else f", best val IoU {best_val:.3f}" + next(
+        (f" (epoch {int(h['epoch']) + 1})" for h in history
+         if h.get("val_iou") is not None and math.isclose(h["val_iou"], best_val,
+                                                         rel_tol=1e-6)), "")
+    log.info("training done, %s: %d step(s), %d epoch(s)%s in %.1f s; checkpoints in %s", why,
+             result.steps, result.epochs, best_text, result.wall_time_s, ckpt_dir)
     return result
 
 
