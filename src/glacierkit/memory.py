@@ -95,8 +95,8 @@ def parse_memory(value: str | int | float, *, name: str = "max_memory") -> int:
                          f"bytes (int); got {type(value).__name__} {value!r}.")
     size = number * _UNITS[unit]
     if not math.isfinite(size) or size < 1:
-        raise InputError(f"{name} must be a positive memory size (at least 1 byte); got "
-                         f"{value!r}.")
+        raise InputError(f"{name} must be a positive memory size (at least 1 byte, e.g. "
+                         f"'4GB'); got {value!r}.")
     return int(size)
 
 

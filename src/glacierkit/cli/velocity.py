@@ -53,6 +53,10 @@ def velocity(
                                             help="Pixel size (m) of non-georeferenced images."),
     no_quicklook: bool = typer.Option(False, "--no-quicklook", help="Skip quicklook.png."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing products."),
+    max_memory: str | None = typer.Option(
+        None, "--max-memory",
+        help="Working-memory budget of the tracking, e.g. 4GB or 512MiB (default: half the "
+             "available memory); larger searches run in smaller batches."),
 ) -> None:
     """Track features between two images; write velocity, displacement, quality, report."""
     require(dt_days is None or dt_days > 0, "--dt-days",
@@ -67,7 +71,7 @@ def velocity(
                        filters=None if no_filter else FilterConfig(),
                        align="reference" if align else None,
                        units=units, band=band, pixel_size_m=pixel_size,  # type: ignore[arg-type]
-                       quicklook=not no_quicklook, overwrite=overwrite)
+                       quicklook=not no_quicklook, overwrite=overwrite, max_memory=max_memory)
     counts = res.report["status_counts"]
     total = sum(counts.values())
     con = Console()

@@ -56,7 +56,13 @@ from glacierkit.velocity import _predict
 from glacierkit.velocity._level import LevelImages, Method, bad_at, prepare_level, pyr_down
 from glacierkit.velocity._peaks import Peaks, find_peaks
 from glacierkit.velocity._subpixel import DEFAULT_STEPS, refine
-from glacierkit.velocity._surface import FFT_CHUNK, Surfaces, correlate, subset
+from glacierkit.velocity._surface import (
+    FFT_CHUNK,
+    Surfaces,
+    correlate,
+    subset,
+    uses_inverse_fft,
+)
 from glacierkit.velocity.status import STATUS_DTYPE, Status
 
 log = logging.getLogger(__name__)
@@ -229,6 +235,8 @@ def node_bytes(chip: int, radius: int, method: Method) -> tuple[int, int]:
     else:
         fft = 8 * chip * chip + 8 * chip * m + 32 * m * m
     inverse = 8 * s * k + 16 * s * s + 8 * m * k
+    if method == "ncc" and uses_inverse_fft(m, s):  # full inverse FFT: (M, M) output + copy
+        inverse += 8 * m * k + 4 * m * m
     normalise = 47 * s * s
     peaks = 35 * s * s
     refine_ = 2 * (8 * m * k + 4 * s * s) + 96 * k + 256
@@ -239,10 +247,13 @@ def radius_bytes(chip: int, radius: int) -> int:
     """Memory shared by all batches of one search radius (bytes).
 
     The inverse-DFT matrices of the correlation corner (``S × M`` and ``K × S`` complex64,
-    cached per window size by :mod:`glacierkit.velocity._surface`) and the taper.
+    cached per window size by :mod:`glacierkit.velocity._surface`; none where the corner
+    comes from a full inverse FFT) and the taper.
     """
     m = chip + 2 * radius
     s = 2 * radius + 1
+    if uses_inverse_fft(m, s):
+        return 8 * chip * chip + 4096
     return 8 * s * (m + m // 2 + 1) + 8 * chip * chip + 4096
 
 
@@ -512,17 +523,72 @@ def _plan_memory(shape: tuple[int, int], searches: list[tuple[str, int, str]], r
             f"{format_bytes(budget.bytes)} ({budget.source}). Raise max_memory "
             "(--max-memory) or crop the images.")
     report: list[dict[str, Any]] = []
+    chip = run.prep["chip"]
     for what, radius, method in searches:
-        try:
-            plan = run.batching(radius, method)
-        except MemoryBudgetError as err:
-            raise MemoryBudgetError(f"{what}: {err}") from None
-        per_batch, per_chunk = node_bytes(run.prep["chip"], radius, method)  # type: ignore[arg-type]
-        peak = (radius_bytes(run.prep["chip"], radius)
+        per_batch, per_chunk = node_bytes(chip, radius, method)  # type: ignore[arg-type]
+        one = radius_bytes(chip, radius) + run.workers * (per_batch + per_chunk)
+        if one > run.memory:
+            par = f" ({run.workers} batches at a time: workers)" if run.workers > 1 else ""
+            raise MemoryBudgetError(
+                f"matching does not fit the memory budget of {format_bytes(budget.bytes)} "
+                f"({budget.source}): the {what} search with a {chip} px chip ±{radius} px "
+                f"(window {chip + 2 * radius} px) needs about {format_bytes(one)} for a "
+                f"single node{par} on top of {format_bytes(fixed)} for the {shape[0]} × "
+                f"{shape[1]} px images, {format_bytes(fixed + one)} in all. {_MEMORY_FIX}")
+        plan = run.batching(radius, method)
+        peak = (radius_bytes(chip, radius)
                 + run.workers * (plan["batch_size"] * per_batch + plan["chunk"] * per_chunk))
         report.append({"search": what, "radius_px": radius, **plan,
                        "estimated_bytes": fixed + peak})
     return {**budget.as_dict(), "image_bytes": fixed, "searches": report}
+
+
+def check_memory(shape: tuple[int, int], *, chip_size_px: int = 32, search_px: int = 32,
+                 method: Method = "ncc", levels: int | None = None, refine_px: int = 4,
+                 subpixel: bool = True, edge_research: bool = False, batch_size: int = 1024,
+                 workers: int = 1, max_memory: str | int | Budget | None = None
+                 ) -> dict[str, Any]:
+    """Check, without matching, that :func:`match` on images of ``shape`` fits ``max_memory``.
+
+    The arguments are those of :func:`match` (same defaults). Cheap: callers run it before
+    reading or pre-filtering whole images, so that work that cannot fit is refused at once.
+
+    Args:
+        shape: Image shape ``(rows, cols)`` (px).
+        chip_size_px: See :func:`match`.
+        search_px: See :func:`match`.
+        method: See :func:`match`.
+        levels: See :func:`match`.
+        refine_px: See :func:`match`.
+        subpixel: See :func:`match`.
+        edge_research: See :func:`match`.
+        batch_size: See :func:`match`.
+        workers: See :func:`match`.
+        max_memory: See :func:`match`.
+
+    Returns:
+        The memory plan that :func:`match` reports in ``settings["memory"]`` (budget, image
+        bytes, batch and chunk sizes per search).
+
+    Raises:
+        InputError: Invalid sizes or names.
+        MemoryBudgetError: Some search cannot fit one node.
+    """
+    budget = resolve_budget(max_memory)
+    if method not in METHODS:
+        raise InputError(f"method must be one of {METHODS}; got {method!r}.")
+    _check_sizes(shape, chip_size_px, search_px, 1, refine_px)
+    _check_tuning(0.0, 0, 0.0, batch_size, workers)
+    if levels is None:
+        levels = _auto_levels(shape, chip_size_px, search_px, refine_px)
+    if not isinstance(levels, (int, np.integer)) or levels < 0:
+        raise InputError(f"levels must be an integer ≥ 0; got {levels!r}.")
+    run = _Run(q=_Quality(0.0, 0.0, 0.0, 0, 0.0), prep={"chip": chip_size_px, "method": method},
+               batch_size=batch_size, workers=workers,
+               memory=budget.bytes - image_bytes(shape, method))
+    return _plan_memory(shape, _searches(levels, chip_size_px, search_px, refine_px,
+                                         method=method, subpixel=subpixel,
+                                         edge_research=edge_research), run, budget)
 
 
 def _auto_levels(shape: tuple[int, int], chip: int, search: int, refine_px: int) -> int:

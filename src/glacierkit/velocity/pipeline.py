@@ -18,8 +18,10 @@ from typing import Any, Literal
 import numpy as np
 
 from glacierkit import __version__
+from glacierkit.errors import InputError
 from glacierkit.io import Grid, Raster, rasterize, read_vector
 from glacierkit.io.products import reports_output
+from glacierkit.memory import Budget, resolve_budget
 from glacierkit.velocity.corrections import (
     ConstantShift,
     CorrectionPipeline,
@@ -43,7 +45,7 @@ from glacierkit.velocity.inputs import (
     read_pair,
     stable_mask,
 )
-from glacierkit.velocity.kernels import MatchResult, match
+from glacierkit.velocity.kernels import METHODS, MatchResult, check_memory, match
 from glacierkit.velocity.outputs import (
     check_outputs,
     note_valid_share,
@@ -117,7 +119,8 @@ class VelocityResult:
 
 def track_pair(reference: Raster, secondary: Raster, params: TrackingParams, *,
                kind: ImageKind = "optical", speckle_filter: bool = False,
-               ignore: np.ndarray | None = None, workers: int = 1) -> TrackedPair:
+               ignore: np.ndarray | None = None, workers: int = 1,
+               max_memory: str | int | Budget | None = None) -> TrackedPair:
     """Pre-filter and match a pair already on one grid.
 
     Args:
@@ -128,6 +131,8 @@ def track_pair(reference: Raster, secondary: Raster, params: TrackingParams, *,
         speckle_filter: Lee-filter SAR amplitude before the log.
         ignore: Boolean ``(rows, cols)`` mask of pixels to ignore (set to nodata in both).
         workers: FFT threads.
+        max_memory: Working-memory budget of the matching (see
+            :func:`~glacierkit.velocity.kernels.match`; default half the available memory).
     """
     t0 = time.perf_counter()
     ref = reference.data[0].astype(np.float64)
@@ -145,7 +150,7 @@ def track_pair(reference: Raster, secondary: Raster, params: TrackingParams, *,
                 step_px=params.step_px, method=method, levels=params.levels,
                 min_peak_corr=params.min_peak_corr, min_snr=params.min_snr,
                 min_peak_ratio=params.min_peak_ratio, edge_research=params.edge_research,
-                workers=workers)
+                workers=workers, max_memory=max_memory)
     grid = node_grid_georef(reference.grid, res.rows, res.cols, params.step_px)
     return TrackedPair(res, reference.grid, grid, time.perf_counter() - t0)
 
@@ -168,7 +173,8 @@ def run_velocity(reference: str | os.PathLike[str], secondary: str | os.PathLike
                  min_stable: int = 100,
                  align: Literal["reference"] | None = None, units: VelocityUnits = "m/yr",
                  band: int = 1, pixel_size_m: float | None = None, quicklook: bool = True,
-                 overwrite: bool = False, workers: int = 1) -> VelocityResult:
+                 overwrite: bool = False, workers: int = 1,
+                 max_memory: str | int | None = None) -> VelocityResult:
     """Track a pair and write velocity, displacement, quality, report and quicklook.
 
     Args:
@@ -197,26 +203,40 @@ def run_velocity(reference: str | os.PathLike[str], secondary: str | os.PathLike
         quicklook: Write ``quicklook.png``.
         overwrite: Replace existing products.
         workers: FFT threads.
+        max_memory: Working-memory budget of the matching, bytes or a size such as ``"4GB"``
+            (:func:`glacierkit.memory.parse_memory`): the peak memory of the process while
+            tracking stays below its memory when tracking starts plus this budget. Default
+            half the available memory (:func:`glacierkit.memory.default_budget`). Work of
+            which not even one node fits is refused before tracking
+            (:class:`~glacierkit.errors.MemoryBudgetError`).
 
     Returns:
         A :class:`VelocityResult` with the written paths and the report. The report's
         ``valid_share`` is the share of nodes with a valid velocity; below 1 % a warning is
         logged and added to its ``warnings``.
+
+    Raises:
+        InputError: An invalid argument (checked before anything is read or tracked).
+        MemoryBudgetError: The tracking cannot fit ``max_memory`` (checked before tracking).
     """
     t0 = time.perf_counter()
     out = Path(out_dir)
     params = params or TrackingParams()
+    budget = _check_run_arguments(params, kind=kind, units=units, align=align, band=band,
+                                  dt_days=dt_days, min_stable=min_stable, workers=workers,
+                                  max_memory=max_memory)
     ts: TimeSeparation = pair_time_separation(reference, secondary, dt_days=dt_days,
                                               dates=dates)
     ref, sec = read_pair(reference, secondary, band=band, align=align,
                          pixel_size_m=pixel_size_m)
     check_outputs(out, overwrite=overwrite)
+    _check_tracking_memory(ref.data.shape[-2:], params, budget, workers=workers)
     ignore_mask = None
     if ignore is not None:
         ignore_mask = rasterize(read_vector(ignore), ref.grid, all_touched=True,
                                 name=f"ignore polygons {Path(ignore).name}").astype(bool)
     tracked = track_pair(ref, sec, params, kind=kind, speckle_filter=speckle_filter,
-                         ignore=ignore_mask, workers=workers)
+                         ignore=ignore_mask, workers=workers, max_memory=budget)
     res = tracked.result
     dx_px, dy_px, status = res.dx_px, res.dy_px, res.status
     filter_log: list[Any] = []
@@ -283,6 +303,44 @@ def run_velocity(reference: str | os.PathLike[str], secondary: str | os.PathLike
         report["seconds"] = round(time.perf_counter() - t0, 2)
         write_report(products.path("report.json"), report, overwrite=False)
     return VelocityResult(out, list(products.targets.values()), report)
+
+
+def _check_run_arguments(params: TrackingParams, *, kind: str, units: str, align: Any,
+                         band: Any, dt_days: Any, min_stable: Any, workers: Any,
+                         max_memory: str | int | None) -> Budget:
+    """Validate :func:`run_velocity`'s arguments before anything is read; return the budget."""
+    if not isinstance(params, TrackingParams):
+        raise InputError(f"params must be a TrackingParams; got {type(params).__name__}.")
+    choices = (("units", units, ("m/yr", "m/day")), ("kind", kind, ("optical", "sar")),
+               ("method", params.method, METHODS),
+               ("prefilter", params.prefilter, ("none", "highpass", "wallis", "orientation")),
+               ("align", align, (None, "reference")))
+    for name, val, allowed in choices:
+        if val not in allowed:
+            raise InputError(f"{name} must be one of {allowed}; got {val!r}.")
+    for name, val, low in (("chip_size_px", params.chip_size_px, 4),
+                           ("search_px", params.search_px, 0),
+                           ("step_px", params.step_px, 1), ("band", band, 1),
+                           ("min_stable", min_stable, 1), ("workers", workers, 1)):
+        if isinstance(val, bool) or not isinstance(val, (int, np.integer)) or val < low:
+            raise InputError(f"{name} must be an integer ≥ {low}; got {val!r}.")
+    if params.levels is not None and (not isinstance(params.levels, (int, np.integer))
+                                      or params.levels < 0):
+        raise InputError(f"levels must be None (automatic) or an integer ≥ 0; got "
+                         f"{params.levels!r}.")
+    if dt_days is not None and not (isinstance(dt_days, (int, float)) and dt_days > 0):
+        raise InputError(f"dt_days must be a number of days > 0; got {dt_days!r}.")
+    return resolve_budget(max_memory)
+
+
+def _check_tracking_memory(shape: tuple[int, ...], params: TrackingParams, budget: Budget, *,
+                           workers: int) -> None:
+    """Refuse, before pre-filtering and tracking, a pair whose matching cannot fit."""
+    orient = params.prefilter == "orientation"
+    check_memory((int(shape[0]), int(shape[1])), chip_size_px=params.chip_size_px,
+                 search_px=params.search_px, method="oc" if orient else params.method,
+                 levels=params.levels, edge_research=params.edge_research, workers=workers,
+                 max_memory=budget)
 
 
 def _correct(dx_px: np.ndarray, dy_px: np.ndarray, mask: np.ndarray, grid: Grid, *,
