@@ -34,7 +34,7 @@ from glacierkit.errors import (
     VectorReadError,
 )
 from glacierkit.io.grid import Grid
-from glacierkit.io.writer import check_output_path, publish_file
+from glacierkit.io.writer import check_output_path, publish_file, written_log_level
 
 log = logging.getLogger(__name__)
 
@@ -276,7 +276,7 @@ def write_vector(gdf: gpd.GeoDataFrame, path: str | os.PathLike[str], *,
         publish_file(tmp_path, p)
     finally:
         tmp_path.unlink(missing_ok=True)
-    log.info("wrote %s (%d features)", p, len(gdf))
+    log.log(written_log_level(p), "wrote %s (%d features)", p, len(gdf))
     return p
 
 
