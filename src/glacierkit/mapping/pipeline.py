@@ -83,10 +83,14 @@ def prepare_scenes(cfg: MappingConfig) -> tuple[Any, list[PreparedScene]]:
         labels = mask_invalid(labels, stack)
         split = make_split(stack.shape, **split_kw, patch_size=cfg.train.patch_size)
         out.append(PreparedScene(stack, labels, split, dict(sc.sources)))
-        log.info("scene %s: %d×%d px, glacier share %.1f %% of labelled pixels, split %s",
-                 sc.name, *stack.shape,
+        d = split.describe()
+        parts = ", ".join(f"{k} {100 * v:.0f} %" for k, v in d["fractions"].items())
+        how = " along ".join(str(d[k]) for k in ("kind", "axis") if d.get(k))
+        log.info("scene %s: %d×%d px, glacier share %.1f %% of labelled pixels; split%s: %s "
+                 "of the scene (buffer %s px)", sc.name, *stack.shape,
                  100 * float(np.mean(labels[labels != IGNORE] == 1)) if
-                 np.any(labels != IGNORE) else 0.0, split.describe())
+                 np.any(labels != IGNORE) else 0.0, f" ({how})" if how else "", parts,
+                 d["buffer_px"])
     return layout, out
 
 
