@@ -163,34 +163,40 @@ class Terminated(KeyboardInterrupt):
     """
 
 
-def _raise_terminated(signum: int, frame: object) -> None:
-    raise Terminated()
-
-
 @contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """Turn SIGTERM into :class:`Terminated` while a command runs (main thread only)."""
+def _sigterm_as_interrupt() -> Iterator[list[int]]:
+    """Turn SIGTERM into :class:`Terminated` while a command runs (main thread only).
+
+    Yields the list of SIGTERMs received: typer turns every KeyboardInterrupt into exit code
+    130, so this is how :func:`main` tells SIGTERM from Ctrl-C afterwards.
+    """
+    received: list[int] = []
+
+    def terminate(signum: int, frame: object) -> None:
+        received.append(signum)
+        raise Terminated()
+
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield received
         return
-    old = signal.signal(signal.SIGTERM, _raise_terminated)
+    old = signal.signal(signal.SIGTERM, terminate)
     try:
-        yield
+        yield received
     finally:
         signal.signal(signal.SIGTERM, old)
 
 
-def _interrupted(exc: BaseException) -> int:
+def _interrupted(exc: BaseException | None, *, terminated: bool = False) -> int:
     """Message and exit code for Ctrl-C (130) or SIGTERM (143).
 
     Says what happened to the command's output folder when the library noted it
     (:func:`glacierkit.io.products.interrupted_output`).
     """
-    from glacierkit.io.products import interrupted_output
+    from glacierkit.io.products import interrupted_output, last_interrupted_output
 
-    word, code = (("terminated", EXIT_TERMINATED) if isinstance(exc, Terminated)
-                  else ("interrupted", 130))
-    note = interrupted_output(exc)
+    word, code = (("terminated", EXIT_TERMINATED)
+                  if terminated or isinstance(exc, Terminated) else ("interrupted", 130))
+    note = (interrupted_output(exc) if exc is not None else None) or last_interrupted_output()
     if note is None:
         msg = word
     elif note.published:
@@ -211,23 +217,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     verbose = "--verbose" in args or "-v" in args
     _register_commands()
+    from glacierkit.io.products import forget_interrupted_output
+
+    forget_interrupted_output()
+    terminated: list[int] = []
     try:
-        with _sigterm_as_interrupt():
+        with _sigterm_as_interrupt() as terminated:
             rv = app(args=args, prog_name="glacierkit", standalone_mode=False)
     except typer.Exit as e:
-        if isinstance(e.__cause__, KeyboardInterrupt):  # typer turns Ctrl-C into Exit(130)
-            return _interrupted(e.__cause__)
+        if isinstance(e.__cause__, KeyboardInterrupt):
+            return _interrupted(e.__cause__, terminated=bool(terminated))
         return int(e.exit_code or 0)
     except typer.Abort as e:
         if isinstance(e.__cause__, KeyboardInterrupt):
-            return _interrupted(e.__cause__)
+            return _interrupted(e.__cause__, terminated=bool(terminated))
         err_console.print("aborted")
         return 130
     except typer.TyperException as e:  # usage errors: bad/missing options, unknown command
         e.show(file=sys.stderr)  # type: ignore[attr-defined]
         return int(getattr(e, "exit_code", 2))
     except KeyboardInterrupt as e:
-        return _interrupted(e)
+        return _interrupted(e, terminated=bool(terminated))
     except (GlacierkitError, OSError, MemoryError) as e:  # input errors: the user can fix them
         if verbose:
             traceback.print_exc()
@@ -249,6 +259,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                                  f"--verbose for the traceback and {_bug_report_target()}."),
                           highlight=False, soft_wrap=True)
         return EXIT_INTERNAL
+    if rv == 130 and not isinstance(rv, bool):
+        # typer (non-standalone) returns 130 for a KeyboardInterrupt instead of raising it.
+        return _interrupted(None, terminated=bool(terminated))
     return int(rv) if isinstance(rv, int) else 0
 
 

@@ -60,7 +60,8 @@ from glacierkit.io.writer import (
 
 log = logging.getLogger(__name__)
 
-__all__ = ["InterruptedOutput", "ProductSet", "interrupted_output", "reports_output"]
+__all__ = ["InterruptedOutput", "ProductSet", "forget_interrupted_output", "interrupted_output",
+           "last_interrupted_output", "reports_output"]
 
 _SIGNALS = tuple(s for s in (getattr(signal, "SIGINT", None), getattr(signal, "SIGTERM", None))
                  if s is not None)
@@ -88,10 +89,28 @@ def interrupted_output(exc: BaseException) -> InterruptedOutput | None:
     return note if isinstance(note, InterruptedOutput) else None
 
 
+#: The last note made (the outermost product set or decorated call notes last), for callers
+#: that only see an interrupt's exit code (typer turns KeyboardInterrupt into exit code 130).
+_last_note: InterruptedOutput | None = None
+
+
+def last_interrupted_output() -> InterruptedOutput | None:
+    """The note of the last interrupt that left a product set or decorated function."""
+    return _last_note
+
+
+def forget_interrupted_output() -> None:
+    """Clear :func:`last_interrupted_output` (the CLI does before each command)."""
+    global _last_note
+    _last_note = None
+
+
 def _note(exc: BaseException | None, folder: Path, published: bool) -> None:
+    global _last_note
     if isinstance(exc, KeyboardInterrupt):
+        _last_note = InterruptedOutput(folder, published)
         try:
-            setattr(exc, _NOTE, InterruptedOutput(folder, published))
+            setattr(exc, _NOTE, _last_note)
         except AttributeError:  # pragma: no cover - exceptions without a __dict__
             pass
 
