@@ -222,6 +222,17 @@ def test_error_hint_python_and_cli_wording():
     assert isinstance(nf, GlacierkitError)
 
 
+def test_existing_output_names_overwrite_in_each_wording(tmp_path: Path):
+    from glacierkit.io.writer import check_output_path
+
+    (tmp_path / "x.tif").write_bytes(b"")
+    with pytest.raises(OutputExistsError) as info:
+        check_output_path(tmp_path / "x.tif", overwrite=False)
+    assert "overwrite=True" in str(info.value) and "--overwrite" not in str(info.value)
+    cli = info.value.cli_message()
+    assert "already exists" in cli and "--overwrite" in cli and "overwrite=True" not in cli
+
+
 def _two_grids(tif_factory) -> tuple[Path, Path]:
     data = np.random.default_rng(0).normal(size=(64, 64)).astype(np.float32)
     ref = tif_factory("ref.tif", data)

@@ -61,8 +61,9 @@ def check_output_path(path: str | os.PathLike[str], *, overwrite: bool) -> Path:
     p = Path(path)
     if p.exists() and not overwrite:
         raise OutputExistsError(
-            f"output {p} already exists; pass overwrite=True (CLI: --overwrite) to replace it, "
-            f"or choose another path."
+            f"output {p} already exists.",
+            hint="Pass overwrite=True to replace it, or choose another path.",
+            cli_hint="Pass --overwrite to replace it, or choose another output.",
         )
     if not p.parent.exists():
         raise FileNotFoundError(f"output folder {p.parent} does not exist; create it first.")

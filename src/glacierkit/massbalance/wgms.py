@@ -203,7 +203,8 @@ def detect_units(values: np.ndarray, *, kind: Literal["glacier", "band"] = "glac
         return "m", f"largest |value| {vmax:g} ≤ {lo:g}, so m w.e."
     raise InputError(
         f"{what}: cannot tell whether the balances are in mm or m w.e. (largest |value| "
-        f"{vmax:g} lies between {lo:g} and {hi:g}); pass units='mm' or units='m' (CLI: --units)."
+        f"{vmax:g} lies between {lo:g} and {hi:g}).",
+        hint="Pass units='mm' or units='m'.", cli_hint="Pass --units mm or --units m.",
     )
 
 
