@@ -468,6 +468,9 @@ def run_demo(out: str | Path, *, overwrite: bool = False,
 
     Returns:
         One :class:`StepResult` per step.
+
+    Progress: an INFO log line when each step starts (``demo step 2/9 tiling: <title>``) and
+    one when it ends, with its wall time in seconds (or the time after which it failed).
     """
     out = Path(out)
     if out.exists() and any(out.iterdir()):
@@ -480,13 +483,25 @@ def run_demo(out: str | Path, *, overwrite: bool = False,
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     results = []
-    for step in steps or default_steps():
-        log.info("demo step %s: %s", step.name, step.title)
+    todo = list(steps if steps is not None else default_steps())
+    t_all = time.perf_counter()
+    for i, step in enumerate(todo, 1):
+        counter = f"{i}/{len(todo)}"
+        log.info("demo step %s %s: %s", counter, step.name, step.title)
         t0 = time.perf_counter()
-        outputs, numbers, notes = step.run(out)
-        results.append(StepResult(step.name, step.title, time.perf_counter() - t0, outputs,
-                                  numbers, notes))
+        try:
+            outputs, numbers, notes = step.run(out)
+        except BaseException:
+            log.error("demo step %s %s failed after %.1f s", counter, step.name,
+                      time.perf_counter() - t0)
+            raise
+        seconds = time.perf_counter() - t0
+        log.info("demo step %s %s done in %.1f s (%d file(s))", counter, step.name, seconds,
+                 len(outputs))
+        results.append(StepResult(step.name, step.title, seconds, outputs, numbers, notes))
     _write_summary(out, results)
+    log.info("demo done: %d step(s) in %.1f s → %s", len(results),
+             time.perf_counter() - t_all, out / "index.html")
     return results
 
 

@@ -183,3 +183,64 @@ def test_prediction_logs_final_product_paths(torch_one_thread, tmp_path, caplog)
     assert set(res.paths) >= {"classes", "confidence", "outlines"}
     for p in res.paths.values():
         assert str(p) in text, (p, lines)
+
+
+# ------------------------------------------------------------------------------------ demo
+def _quick_steps(fail: bool = False):
+    from glacierkit.demo import DemoStep
+
+    def write(name: str):
+        def run(out: Path):
+            p = out / f"{name}.txt"
+            p.write_text(name)
+            return [p], {"answer": 42}, []
+        return run
+
+    def boom(out: Path):
+        raise RuntimeError("step broke")
+
+    return [DemoStep("first", "The first step", write("first")),
+            DemoStep("second", "The second step", boom if fail else write("second"))]
+
+
+def test_demo_logs_start_and_finish_of_every_step(tmp_path, caplog):
+    from glacierkit.demo import run_demo
+
+    caplog.set_level(logging.INFO)
+    run_demo(tmp_path / "demo", steps=_quick_steps())
+    lines = [r.getMessage() for r in caplog.records if r.name == "glacierkit.demo"]
+    assert lines[0] == "demo step 1/2 first: The first step"
+    assert re.fullmatch(r"demo step 1/2 first done in \d+\.\d s \(1 file\(s\)\)", lines[1])
+    assert lines[2] == "demo step 2/2 second: The second step"
+    assert re.fullmatch(r"demo step 2/2 second done in \d+\.\d s \(1 file\(s\)\)", lines[3])
+    assert lines[4].startswith("demo done: 2 step(s) in ")
+    assert lines[4].endswith(str(tmp_path / "demo" / "index.html"))
+
+
+def test_demo_logs_the_step_that_failed(tmp_path, caplog):
+    from glacierkit.demo import run_demo
+
+    caplog.set_level(logging.INFO)
+    with pytest.raises(RuntimeError, match="step broke"):
+        run_demo(tmp_path / "demo", steps=_quick_steps(fail=True))
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and errors[0].startswith("demo step 2/2 second failed after ")
+
+
+def test_demo_command_table_and_json(tmp_path, monkeypatch, capsys):
+    import json
+
+    from glacierkit import demo
+    from glacierkit.cli.main import main
+
+    monkeypatch.setattr(demo, "default_steps", _quick_steps)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("COLUMNS", "80")
+    assert main(["-q", "demo", "--out", "d1"]) == 0
+    out = capsys.readouterr().out
+    assert "The second step" in out and "time s" in out
+    assert max(len(line) for line in out.splitlines()) <= 80 and "…" not in out
+    assert main(["-q", "demo", "--out", "d2", "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert [s["name"] for s in r["steps"]] == ["first", "second"]
+    assert r["steps"][0]["numbers"] == {"answer": 42} and r["steps"][0]["seconds"] >= 0
