@@ -90,7 +90,11 @@ def clean(
     bands: str = typer.Option(..., "--bands", help="Comma-separated band columns."),
     out: Path = typer.Option(..., "--out", "-o", help="Output CSV of the retained labels."),
     vocabulary: str = typer.Option(None, "--vocabulary",
-                                   help="Label preset (e.g. aberle) or none."),
+                                   help="Label preset (aberle, aberle_shadow) or none."),
+    label_table: Path | None = typer.Option(
+        None, "--label-table", help="CSV with the columns label,facies mapping input labels "
+        "onto facies (applied over --vocabulary; the form of [labels] table in facies train "
+        "configs)."),
     glacier: str = typer.Option(None, "--glacier", help="Glacier id column."),
     model: Literal["hgb", "mlp", "cnn"] = typer.Option("hgb", "--model",
                               help="Model for the out-of-fold probabilities: hgb, mlp or cnn."),
@@ -122,6 +126,8 @@ def clean(
                  "bands": [b.strip() for b in bands.split(",") if b.strip()]}
     if vocabulary:
         lab["vocabulary"] = vocabulary
+    if label_table is not None:
+        lab["table"] = str(label_table.resolve())
     if glacier:
         lab["glacier"] = glacier
     cfg = parse_config({"labels": lab, "cv": {"folds": folds},

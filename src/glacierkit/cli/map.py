@@ -63,10 +63,19 @@ def train(
     config: Path | None = typer.Argument(None, help="TOML config (see --template-config)."),
     template_config: bool = typer.Option(False, "--template-config",
                                          help="Print a commented template config and exit."),
+    out: Path | None = typer.Option(None, "--out", "-o",
+                                    help="Run folder (default: the config's [output] dir)."),
+    overwrite: bool = typer.Option(False, "--overwrite",
+                                   help="Replace an earlier run's products in the run folder "
+                                        "(default: the config's [output] overwrite)."),
     resume: bool = typer.Option(False, "--resume",
                                 help="Continue interrupted training from the last checkpoint."),
 ) -> None:
-    """Train, calibrate and test an outline model; write model.gkm and report.json."""
+    """Train, calibrate and test an outline model; write model.gkm and report.json.
+
+    A run folder that holds products of an earlier run is refused before any work unless
+    --overwrite or --resume is given.
+    """
     from glacierkit.mapping.config import TEMPLATE, load_config
 
     if template_config:
@@ -76,7 +85,7 @@ def train(
         raise typer.BadParameter("give CONFIG or --template-config.")
     from glacierkit.mapping.pipeline import train_mapping
 
-    cfg = load_config(config)
+    cfg = load_config(config, out_dir=out, overwrite=True if overwrite else None)
     report = train_mapping(cfg, resume=resume)
     con = Console()
     t = Table(title=f"map train: test part ({cfg.train.strategy}, {cfg.model.arch} "
@@ -198,27 +207,39 @@ def evaluate(
 @map_app.command("baseline")
 def baseline(
     sources: list[str] = typer.Argument(..., help="Raster files on one grid, their bands named "
-                                        "by --bands."),
+                                        "by --bands or by their band descriptions."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder (created)."),
-    bands: list[str] = typer.Option(..., "--bands", help="Comma-separated band names per "
-                                    "file: blue, green, red, nir, swir1, swir2 (or _ to skip)."),
+    bands: list[str] | None = typer.Option(
+        None, "--bands", help="Comma-separated band names per file: blue, green, red, nir, "
+        "swir1, swir2 (or _ to skip); 'auto' for a file whose band descriptions name its "
+        "bands. Default: every file's band descriptions."),
     method: Literal["auto", "ndsi", "ratio", "brightness"] = typer.Option(
         "auto", "--method", help="auto | ndsi | ratio | brightness."),
     threshold: float | None = typer.Option(None, "--threshold",
                                            help="Threshold (default: method's; Otsu for "
                                            "brightness)."),
+    min_area_km2: float = typer.Option(0.01, "--min-area-km2", min=0.0,  # = MIN_AREA_KM2
+                                       help="Drop outline polygons smaller than this (km²; "
+                                            "default: the RGI's minimum glacier size, as map "
+                                            "predict; 0 keeps all)."),
     min_area_px: int = typer.Option(0, "--min-area-px", min=0,
-                                    help="Remove clumps below this (px)."),
+                                    help="Also remove glacier clumps below this from "
+                                         "classes.tif itself (px, 8-connected; 0 keeps all)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing products."),
 ) -> None:
     """Classic glacier mapping by band ratio / NDSI / brightness threshold (no training)."""
     from glacierkit.mapping.baseline import run_baseline
 
-    require(len(bands) == len(sources), "--bands",
-            f"give one --bands per source file ({len(sources)}); got {len(bands)}.")
+    require(not bands or len(bands) == len(sources), "--bands",
+            f"give one --bands per source file ({len(sources)}; 'auto' for a file whose band "
+            f"descriptions name its bands), or none to use every file's descriptions; got "
+            f"{len(bands or [])}.")
     out.mkdir(parents=True, exist_ok=True)
-    res = run_baseline([Path(s) for s in sources], [b.split(",") for b in bands], out,
+    res = run_baseline([Path(s) for s in sources], list(bands) if bands else None, out,
                        method=method, threshold=threshold, min_area_px=min_area_px,
-                       overwrite=overwrite)
+                       min_area_km2=min_area_km2, overwrite=overwrite)
+    dropped = (f", {res['n_small_dropped']} polygon(s) < {min_area_km2:g} km² dropped"
+               if res["n_small_dropped"] else "")
     Console().print(f"{res['method']} threshold {res['threshold']:.4g}: glacier "
-                    f"{res['glacier_km2']:.2f} km² → classes.tif, outlines.gpkg")
+                    f"{res['glacier_km2']:.2f} km² in {res['n_outlines']} polygon(s){dropped} → "
+                    f"classes.tif, outlines.gpkg")

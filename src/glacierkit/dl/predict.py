@@ -66,6 +66,7 @@ from glacierkit.errors import (
 from glacierkit.io.grid import Grid, check_same_grid
 from glacierkit.io.products import ProductSet, reports_output
 from glacierkit.io.raster import RasterReader, open_raster, read_grid
+from glacierkit.io.vector import MIN_AREA_KM2  # the default of predict_scene(min_area_km2=)
 from glacierkit.io.writer import open_writer
 from glacierkit.tiling.blend import sum_is_finite
 from glacierkit.tiling.grid import Tile
@@ -79,9 +80,6 @@ Backend = Literal["auto", "onnx", "torch"]
 NodataRule = Literal["all", "any"]
 
 CLASS_NODATA = 255
-#: Default smallest outline polygon (km²): the Randolph Glacier Inventory's minimum glacier
-#: size (RGI Consortium 2017; Pfeffer et al. 2014, J. Glaciol. 60(221)).
-MIN_AREA_KM2 = 0.01
 """Nodata value of ``classes.tif``."""
 
 _BACKGROUND_NAMES = {"background", "bg", "other", "non-glacier", "non_glacier", "nonglacier",

@@ -252,10 +252,12 @@ def _check_band_names(layout: Any, sources: Mapping[str, Any]) -> list[str]:
             continue
         order = " (the same names in another order)" if sorted(got) == sorted(
             normalise_label(b) for b in want) else ""
-        msg = (f"source {name!r}: the file's band descriptions {descs} differ from the "
-               f"model's bands {want}{order}; the bands are used in file order as "
-               f"{want}. Check that the scene holds the model's bands in that order "
-               f"(select/reorder with glacierkit.dl.sources.BandSource).")
+        files = ", ".join(str(p) for p, _ in _group_paths(spec))
+        msg = (f"{files}: the band descriptions {descs} differ from the model's bands "
+               f"{want}{order} (source {name!r}); the bands are used in file order as {want}. "
+               f"Check that the file holds the model's bands in that order (glacierkit info "
+               f"FILE lists its band descriptions; reorder bands with gdal_translate -b, or "
+               f"glacierkit.dl.sources.BandSource in Python).")
         log.warning("%s", msg)
         warnings.append(msg)
     return warnings

@@ -1,7 +1,9 @@
 """TOML configuration of ``glacierkit facies train`` (commented template: :data:`TEMPLATE`).
 
-Relative paths are resolved against the config file's folder. Unknown sections or keys are
-errors (a typo must not silently fall back to a default).
+Paths are relative to the config file's folder, absolute, or ``example:DATASET/FILE`` to take
+a file from glacierkit's example data (``glacierkit data list``), as in ``map train`` configs
+(:func:`glacierkit._toml.resolve_config_path`). Unknown sections or keys are errors (a typo
+must not silently fall back to a default).
 """
 
 from __future__ import annotations
@@ -10,13 +12,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from glacierkit._toml import read_config_toml
+from glacierkit._toml import read_config_toml, resolve_config_path
 from glacierkit.errors import DatasetNotFoundError, InputError
+from glacierkit.facies.vocab import label_table_from_mapping, read_label_table
 
 __all__ = ["TEMPLATE", "FaciesConfig", "load_config", "parse_config"]
 
 TEMPLATE = '''\
-# glacierkit facies train — configuration (TOML). Paths are relative to this file.
+# glacierkit facies train — configuration (TOML).
+# Paths: relative to this file, absolute, or "example:DATASET/FILE" (glacierkit data list).
 
 [labels]
 # Point labels: CSV (WKT "geometry" column, or x/y / lon/lat columns), GeoPackage, Shapefile
@@ -25,8 +29,10 @@ path = "labels.csv"
 # Vocabulary: a preset ("aberle": 1 snow, 2 shadowed snow → snow, 3 ice, 4 rock → debris,
 # 5 water; "aberle_shadow": shadowed snow → shadow) or none (labels are facies names).
 vocabulary = "aberle"
-# Extra or overriding label → facies mappings (stated in every output).
+# Extra or overriding label → facies mappings (stated in every output): inline, or a CSV
+# file with the columns label,facies (the file `facies clean --label-table` reads).
 # table = { "rock" = "debris", "shadowed snow" = "shadow" }
+# table = "label_table.csv"
 # Column names (defaults: class/label, glacier/site_name/rgi_id, scene, date/image_date).
 # label = "class"
 # glacier = "site_name"
@@ -119,11 +125,7 @@ class FaciesConfig:
 
 
 def _path(base: Path, p: Any, what: str) -> str:
-    q = Path(str(p))
-    q = q if q.is_absolute() else base / q
-    if not q.exists():
-        raise DatasetNotFoundError(f"{what} {q} does not exist.")
-    return str(q)
+    return str(resolve_config_path(p, base, what=what, must_exist=True))
 
 
 def parse_config(data: dict[str, Any], base: str | Path = ".") -> FaciesConfig:
@@ -149,6 +151,11 @@ def parse_config(data: dict[str, Any], base: str | Path = ".") -> FaciesConfig:
         raise InputError("[labels] path is required (or a `labels` file per [[scenes]] entry).")
     if "path" in labels:
         labels["path"] = _path(base, labels["path"], "label file")
+    if isinstance(labels.get("table"), str):
+        labels["table_file"] = _path(base, labels["table"], "[labels] table file")
+        labels["table"] = read_label_table(labels["table_file"])
+    elif "table" in labels:
+        labels["table"] = label_table_from_mapping(labels["table"], "[labels] table")
     if scenes and "bands" in labels:
         raise InputError("give either [labels] bands (form a: sampled spectra) or [[scenes]] "
                          "(form b: patches from rasters), not both.")

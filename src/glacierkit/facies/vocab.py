@@ -12,6 +12,8 @@ No torch here.
 
 from __future__ import annotations
 
+import csv
+import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,7 +28,9 @@ __all__ = [
     "FACIES_COLOURS",
     "PRESETS",
     "Vocabulary",
+    "label_table_from_mapping",
     "normalise_label",
+    "read_label_table",
 ]
 
 #: The eight default facies, in this order (index = default class value).
@@ -71,6 +75,9 @@ PRESETS: dict[str, dict[str, str]] = {
                       "snow": "snow", "shadowed_snow": "shadow", "ice": "ice",
                       "rock": "debris", "water": "water"},
 }
+
+#: Header of a label table file (:func:`read_label_table`): input label, facies name.
+TABLE_COLUMNS: tuple[str, str] = ("label", "facies")
 
 
 def normalise_label(label: Any) -> str:
@@ -204,8 +211,11 @@ class Vocabulary:
         table = ", ".join(f"{k} → {v}" for k, v in sorted(self.table.items())) or "(none)"
         return (f"unknown class label(s) {uniq[:20]}{' …' if len(uniq) > 20 else ''}: the "
                 f"facies vocabulary is {list(self.classes)} and the label table is {{{table}}}. "
-                f"Map them with a table (e.g. [labels.table] \"{uniq[0]}\" = \"debris\") or a "
-                f"preset ({', '.join(sorted(PRESETS))}).")
+                f"Map them onto facies with a preset ({', '.join(sorted(PRESETS))}; facies "
+                f"clean --vocabulary, [labels] vocabulary) or a label table: a CSV file with "
+                f"the columns {','.join(TABLE_COLUMNS)} (e.g. a row {uniq[0]},debris; facies "
+                f"clean --label-table FILE, [labels] table = \"FILE\") or, in a facies train "
+                f"config, [labels.table] \"{uniq[0]}\" = \"debris\".")
 
     def describe(self) -> str:
         """One line stating the classes and the mapping (for logs and reports)."""
@@ -226,3 +236,76 @@ def colour_table(classes: Sequence[str]) -> dict[int, tuple[int, int, int, int]]
     """Colour table ``{class value: RGBA}`` for a facies raster with these class names."""
     grey = (127, 127, 127, 255)
     return {i: FACIES_COLOURS.get(normalise_label(c), grey) for i, c in enumerate(classes)}
+
+
+def label_table_from_mapping(table: Any, what: str = "the label table") -> dict[str, str]:
+    """Check a ``{input label: facies name}`` mapping (e.g. a TOML inline table).
+
+    Args:
+        table: The mapping; keys and values are labels (strings or integral numbers).
+        what: Where it came from, for error messages (``"[labels] table"``).
+
+    Returns:
+        ``{label: facies}`` as strings (normalised later by :class:`Vocabulary`).
+
+    Raises:
+        InputError: ``table`` is not a mapping, or a value is not a name.
+    """
+    if not isinstance(table, Mapping):
+        raise InputError(f"{what} must map input labels to facies names, e.g. "
+                         f"{{ \"rock\" = \"debris\" }}, or name a CSV file with the columns "
+                         f"{','.join(TABLE_COLUMNS)}; got {type(table).__name__} {table!r}.")
+    bad = {k: v for k, v in table.items() if not isinstance(v, str | int) or str(v).strip() == ""}
+    if bad:
+        raise InputError(f"{what}: every label must map to a facies name; got {bad}.")
+    return {str(k): str(v) for k, v in table.items()}
+
+
+def read_label_table(path: str | os.PathLike[str]) -> dict[str, str]:
+    """Read a label table file: CSV with the header ``label,facies``, one mapping per row.
+
+    The file form of the ``[labels] table`` of ``facies train`` configs, read by
+    ``facies clean --label-table``::
+
+        label,facies
+        rock,debris
+        shadowed snow,shadow
+        2,snow
+
+    Args:
+        path: The CSV file (UTF-8; other columns are not allowed).
+
+    Returns:
+        ``{input label: facies name}`` (normalised later by :class:`Vocabulary`).
+
+    Raises:
+        InputError: The header is not ``label,facies``, a row has an empty or extra cell, a
+            label is mapped twice to different facies, or the file has no rows.
+        FileNotFoundError: The file does not exist.
+    """
+    name = os.fspath(path)
+    with open(name, newline="", encoding="utf-8-sig") as f:
+        rows = list(csv.reader(f))
+    rows = [r for r in rows if any(c.strip() for c in r)]
+    expected = ",".join(TABLE_COLUMNS)
+    header = [c.strip().lower() for c in rows[0]] if rows else []
+    if tuple(header) != TABLE_COLUMNS:
+        got = repr(",".join(header)) if header else "an empty file"
+        raise InputError(f"label table {name} must start with the header line {expected!r} "
+                         f"(input label, facies name); got {got}.")
+    table: dict[str, str] = {}
+    for line, row in enumerate(rows[1:], start=2):
+        cells = [c.strip() for c in row]
+        if len(cells) != 2 or not all(cells):
+            raise InputError(f"label table {name}, row {line}: expected two non-empty cells "
+                             f"({expected}); got {row}.")
+        label, facies = cells
+        key = normalise_label(label)
+        if key in table and normalise_label(table[key]) != normalise_label(facies):
+            raise InputError(f"label table {name}: label {label!r} is mapped twice, to "
+                             f"{table[key]!r} and {facies!r}; keep one row per label.")
+        table[key] = facies
+    if not table:
+        raise InputError(f"label table {name} has a header but no rows; add rows like "
+                         f"'rock,debris'.")
+    return table

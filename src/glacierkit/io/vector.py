@@ -44,6 +44,11 @@ OUTLINES_LAYER = "outlines"
 FOOTPRINT_LAYER = "footprint"
 """Layer of a glacierkit outline file holding the mapped area (see :func:`write_outlines`)."""
 
+MIN_AREA_KM2 = 0.01
+"""Default smallest outline polygon (km²) of ``map predict`` and ``map baseline``: the Randolph
+Glacier Inventory's minimum glacier size (RGI Consortium 2017; Pfeffer et al. 2014, J. Glaciol.
+60(221))."""
+
 
 def _layer_names(p: Path) -> list[str]:
     import pyogrio

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from glacierkit._toml import read_config_toml
+from glacierkit._toml import read_config_toml, resolve_config_path
 from glacierkit.errors import InputError
 
 STRATEGIES = ("global", "regional", "finetune", "region_encoding", "coords_encoding")
@@ -33,7 +33,8 @@ TEMPLATE = """\
 
 [output]
 dir = "mapping-run"          # model.gkm, report.json, reliability.png, test predictions
-overwrite = false            # refuse to replace an existing run folder's files
+                             # (map train -o/--out DIR replaces it)
+overwrite = false            # refuse to replace an existing run folder's files (--overwrite)
 
 [layout]
 # Source groups and their channel names, in model input order. Omit a group to leave it out.
@@ -212,20 +213,12 @@ class MappingConfig:
         return conv(dataclasses.asdict(self))
 
 
-def resolve_path(value: str | os.PathLike[str], base: Path) -> Path:
-    """Resolve a config path: ``example:DATASET/FILE``, absolute, or relative to ``base``."""
-    s = str(value)
-    if s.startswith("example:"):
-        from glacierkit import examples
+def resolve_path(value: str | os.PathLike[str], base: Path, *, what: str = "path") -> Path:
+    """Resolve a config path: ``example:DATASET/FILE``, absolute, or relative to ``base``.
 
-        rest = s[len("example:"):].strip("/")
-        name, _, file = rest.partition("/")
-        if not name or not file:
-            raise InputError(f"example path {s!r} must look like 'example:DATASET/FILE' "
-                             f"(see `glacierkit data list`).")
-        return examples.path(name, file)
-    p = Path(os.path.expanduser(s))
-    return p if p.is_absolute() else (base / p)
+    The same rules as ``facies train`` configs (:func:`glacierkit._toml.resolve_config_path`).
+    """
+    return resolve_config_path(value, base, what=what)
 
 
 def _section(raw: dict[str, Any], name: str, cls: type, base: Path) -> Any:
@@ -263,30 +256,50 @@ def _scene(raw: dict[str, Any], base: Path, i: int) -> SceneConfig:
     if not isinstance(src, dict) or not src:
         raise InputError(f"[[scenes]] #{i + 1} needs a [scenes.sources] table mapping source "
                          f"groups to files, e.g. optical = [\"rgb.tif\", \"nir.tif\"].")
-    sources = {g: [resolve_path(p, base) for p in (v if isinstance(v, list) else [v])]
+    sources = {g: [resolve_path(p, base, what=f"[[scenes]] #{i + 1} source {g!r}")
+                   for p in (v if isinstance(v, list) else [v])]
                for g, v in src.items()}
     if ("outlines" in raw) == ("labels" in raw):
         raise InputError(f"[[scenes]] #{i + 1} needs exactly one of 'outlines' (polygons) or "
                          f"'labels' (label raster).")
     return SceneConfig(
         name=str(raw.get("name", f"scene{i + 1}")), sources=sources,
-        outlines=resolve_path(raw["outlines"], base) if "outlines" in raw else None,
-        labels=resolve_path(raw["labels"], base) if "labels" in raw else None,
+        outlines=(resolve_path(raw["outlines"], base, what=f"[[scenes]] #{i + 1} outlines")
+                  if "outlines" in raw else None),
+        labels=(resolve_path(raw["labels"], base, what=f"[[scenes]] #{i + 1} labels")
+                if "labels" in raw else None),
         region=str(raw["region"]) if raw.get("region") is not None else None,
         align=bool(raw.get("align", False)))
 
 
-def parse_config(raw: dict[str, Any], *, base: Path, source: Path | None = None
-                 ) -> MappingConfig:
-    """Validate a config dictionary (as read from TOML); paths resolved against ``base``."""
+def parse_config(raw: dict[str, Any], *, base: Path, source: Path | None = None,
+                 out_dir: str | os.PathLike[str] | None = None,
+                 overwrite: bool | None = None) -> MappingConfig:
+    """Validate a config dictionary (as read from TOML); paths resolved against ``base``.
+
+    Args:
+        raw: The parsed TOML.
+        base: Folder that relative paths are taken from (the config file's folder).
+        source: The config file, recorded in the result.
+        out_dir: Run folder replacing ``[output] dir`` (``map train -o``); relative to the
+            current directory. ``[output] dir`` may then be left out.
+        overwrite: Replaces ``[output] overwrite`` when not None (``map train --overwrite``).
+    """
     top = {"output", "layout", "scenes", "split", "model", "train", "augment", "calibration",
            "inference"}
     unknown = set(raw) - top
     if unknown:
         raise InputError(f"unknown section(s) {sorted(unknown)}; valid: {sorted(top)}.")
     out = raw.get("output", {})
-    if "dir" not in out:
-        raise InputError("[output] needs dir = \"...\" (the run folder).")
+    if not isinstance(out, dict):
+        raise InputError(f"[output] must be a table; got {type(out).__name__}.")
+    unknown_out = set(out) - {"dir", "overwrite"}
+    if unknown_out:
+        raise InputError(f"unknown key(s) {sorted(unknown_out)} in [output]; valid keys: "
+                         f"['dir', 'overwrite'].")
+    if "dir" not in out and out_dir is None:
+        raise InputError("[output] needs dir = \"...\" (the run folder), or give the run "
+                         "folder with -o/--out.")
     layout = raw.get("layout")
     if not isinstance(layout, dict) or not layout:
         raise InputError("[layout] must name at least one source group, e.g. "
@@ -305,7 +318,9 @@ def parse_config(raw: dict[str, Any], *, base: Path, source: Path | None = None
                  if k not in {"arch", "size", "dropout"}}
     model = ModelConfig(**model_raw, overrides=overrides)
     cfg = MappingConfig(
-        out_dir=resolve_path(out["dir"], base), overwrite=bool(out.get("overwrite", False)),
+        out_dir=(Path(os.path.expanduser(os.fspath(out_dir))) if out_dir is not None
+                 else resolve_path(out["dir"], base, what="[output] dir")),
+        overwrite=bool(out.get("overwrite", False)) if overwrite is None else overwrite,
         layout=dict(layout), scenes=scenes,
         split=_section(raw, "split", SplitConfig, base), model=model,
         train=_section(raw, "train", TrainSection, base),
@@ -334,7 +349,15 @@ def parse_config(raw: dict[str, Any], *, base: Path, source: Path | None = None
     return cfg
 
 
-def load_config(path: str | os.PathLike[str]) -> MappingConfig:
-    """Read and validate a TOML config file (see :data:`TEMPLATE`)."""
+def load_config(path: str | os.PathLike[str], *, out_dir: str | os.PathLike[str] | None = None,
+                overwrite: bool | None = None) -> MappingConfig:
+    """Read and validate a TOML config file (see :data:`TEMPLATE`).
+
+    Args:
+        path: The config file.
+        out_dir: Run folder replacing ``[output] dir`` (``map train -o``).
+        overwrite: Replaces ``[output] overwrite`` when not None (``map train --overwrite``).
+    """
     p, raw = read_config_toml(path, command="map train")
-    return parse_config(raw, base=p.resolve().parent, source=p)
+    return parse_config(raw, base=p.resolve().parent, source=p, out_dir=out_dir,
+                        overwrite=overwrite)

@@ -233,8 +233,10 @@ def _check_run_dir(out: Path, overwrite: bool) -> None:
     clash = [p.name for p in (out / "report.json", out / "model.gkm") if p.exists()]
     clash += [p.name for p in out.glob("model-*.gkm")]
     if clash and not overwrite:
-        raise OutputExistsError(f"run folder {out} already holds {sorted(clash)}; set "
-                                f"[output] overwrite = true or choose another dir.")
+        raise OutputExistsError(f"run folder {out} already holds {sorted(clash)}; replace "
+                                f"them with --overwrite ([output] overwrite = true), write "
+                                f"elsewhere with -o/--out DIR ([output] dir), or continue "
+                                f"an interrupted run with --resume.")
 
 
 def train_mapping(cfg: MappingConfig, *, resume: bool = False) -> dict[str, Any]:
@@ -248,7 +250,13 @@ def train_mapping(cfg: MappingConfig, *, resume: bool = False) -> dict[str, Any]
         The report (also written to ``<out>/report.json``): per model file, the training
         history, calibration choice, and per scene the test-part metrics of the model and of
         the classic baseline.
+
+    Raises:
+        OutputExistsError: The run folder holds products of an earlier run and neither
+            ``cfg.overwrite`` nor ``resume`` is set (checked before any work).
     """
+    out = Path(cfg.out_dir)
+    _check_run_dir(out, cfg.overwrite or resume)
     import torch
 
     from glacierkit.dl.bundle import bundle_from_model, save_bundle
@@ -259,8 +267,6 @@ def train_mapping(cfg: MappingConfig, *, resume: bool = False) -> dict[str, Any]
     from glacierkit.viz.reliability import reliability_diagram
 
     t0 = time.perf_counter()
-    out = Path(cfg.out_dir)
-    _check_run_dir(out, cfg.overwrite or resume)
     torch.manual_seed(cfg.train.seed)
     layout, scenes = prepare_scenes(cfg)
     norm = NormStats.fit([s.stack for s in scenes], masks=[s.split.mask("train")
