@@ -291,7 +291,8 @@ def test_everest_baseline_raster_and_outlines_agree(shared_data: Path, tmp_path:
     out = tmp_path / "base"
     assert main(["-q", "map", "baseline", str(d / "LE71400412000304SGS00_RGB.tif"),
                  str(d / "LE71400412000304SGS00_B4.tif"), "--bands", "red,green,blue",
-                 "--bands", "nir", "--out", str(out)]) == 0
+                 "--bands", "nir", "--out", str(out),
+                 "--min-area-km2", "0"]) == 0  # every polygon: the ground of classes.tif
     ras = evaluate_outlines(out / "classes.tif", rgi)
     vec = evaluate_outlines(out / "outlines.gpkg", rgi)  # 10 m grid
     assert vec["extent"] == f"the footprint layer of {out / 'outlines.gpkg'}"
