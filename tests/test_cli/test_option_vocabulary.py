@@ -247,7 +247,14 @@ def test_map_baseline_does_not_guess_band_names(tif_factory, tmp_path: Path, cap
     assert main(["map", "baseline", str(path), "-o", str(tmp_path / "out")]) == 1
     err = " ".join(capsys.readouterr().err.split())
     assert str(path.name) in err and bad in err and "--bands" in err
+    assert "band_names=" not in err
     assert not (tmp_path / "out" / "classes.tif").exists()
+    # From Python the fix is spelled as the argument.
+    from glacierkit.mapping.baseline import run_baseline
+
+    with pytest.raises(InputError, match="band_names=") as info:
+        run_baseline([path], None, tmp_path / "py")
+    assert bad in str(info.value) and "--bands" not in str(info.value)
 
 
 def test_map_baseline_bands_per_file_or_auto(tif_factory, tmp_path: Path) -> None:

@@ -239,7 +239,8 @@ def band_names_from_descriptions(path: str | os.PathLike[str]) -> list[str]:
 
     Raises:
         InputError: A band has no description or one that is not a known band name; the
-            message names the file, the bands and ``--bands``.
+            message names the file and the bands, and how to name them (``band_names=``;
+            ``--bands`` on the command line).
     """
     import rasterio
 
@@ -255,9 +256,13 @@ def band_names_from_descriptions(path: str | os.PathLike[str]) -> list[str]:
     if problems:
         raise InputError(
             f"{path}: cannot name its bands from the band descriptions ({'; '.join(problems)}); "
-            f"known names are {list(BAND_NAMES)} (case-insensitive). Name the {len(names)} "
-            f"band(s) of this file with --bands (band_names= in Python), one name per band in "
-            f"band order, '_' to skip one: e.g. --bands red,green,blue for an RGB file.")
+            f"known names are {list(BAND_NAMES)} (case-insensitive).",
+            hint=f"Name the {len(names)} band(s) of this file with band_names=, one name per "
+                 f"band in band order, '_' to skip one: e.g. ['red', 'green', 'blue'] for an "
+                 f"RGB file.",
+            cli_hint=f"Name the {len(names)} band(s) of this file with --bands, one name per "
+                     f"band in band order, '_' to skip one: e.g. --bands red,green,blue for an "
+                     f"RGB file ('auto' takes the descriptions of another file).")
     return names
 
 

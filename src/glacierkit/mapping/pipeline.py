@@ -233,10 +233,13 @@ def _check_run_dir(out: Path, overwrite: bool) -> None:
     clash = [p.name for p in (out / "report.json", out / "model.gkm") if p.exists()]
     clash += [p.name for p in out.glob("model-*.gkm")]
     if clash and not overwrite:
-        raise OutputExistsError(f"run folder {out} already holds {sorted(clash)}; replace "
-                                f"them with --overwrite ([output] overwrite = true), write "
-                                f"elsewhere with -o/--out DIR ([output] dir), or continue "
-                                f"an interrupted run with --resume.")
+        raise OutputExistsError(
+            f"run folder {out} already holds {sorted(clash)} of an earlier run.",
+            hint="Replace them with [output] overwrite = true (config.overwrite), write "
+                 "elsewhere ([output] dir), or continue an interrupted run with resume=True.",
+            cli_hint="Replace them with --overwrite ([output] overwrite = true), write "
+                     "elsewhere with -o/--out DIR ([output] dir), or continue an interrupted "
+                     "run with --resume.")
 
 
 def train_mapping(cfg: MappingConfig, *, resume: bool = False) -> dict[str, Any]:
