@@ -134,6 +134,10 @@ def predict(
         False, "--allow-domain-shift",
         help="Predict even when the scene's values lie far outside the model's training "
              "domain (see glacierkit info MODEL); logged as a warning."),
+    max_memory: str | None = typer.Option(
+        None, "--max-memory",
+        help="Working-memory budget of the tiles, e.g. 4GB or 512MiB (default: half the "
+             "available memory); fewer tiles per model call, or a refusal naming --tile-size."),
 ) -> None:
     """Predict glacier classes, confidence (calibrated if the model is) and outlines."""
     if tile_size is not None and overlap is not None:
@@ -151,7 +155,7 @@ def predict(
                         tile_size=tile_size, overlap=overlap, tta=tta, mc_samples=mc_samples,
                         region=region, write_probabilities=probabilities,
                         min_area_km2=min_area, align=align, overwrite=overwrite,
-                        allow_domain_shift=allow_domain_shift)
+                        allow_domain_shift=allow_domain_shift, max_memory=max_memory)
     conf = ("confidence uncalibrated (the model holds no calibration map)"
             if bundle.calibration is None else
             f"confidence calibrated ({bundle.calibration.get('kind', 'custom')})")

@@ -68,6 +68,7 @@ from glacierkit.io.products import ProductSet, reports_output
 from glacierkit.io.raster import RasterReader, open_raster, read_grid
 from glacierkit.io.vector import MIN_AREA_KM2  # the default of predict_scene(min_area_km2=)
 from glacierkit.io.writer import open_writer
+from glacierkit.memory import Budget, format_bytes, resolve_budget
 from glacierkit.tiling.blend import sum_is_finite
 from glacierkit.tiling.grid import Tile
 from glacierkit.tiling.run import ThreadExecutor, run_tiled
@@ -881,7 +882,8 @@ def predict_scene(bundle_or_path: ModelBundle | str | os.PathLike[str],
                   overwrite: bool = False, progress: bool = True, align: bool | str | Grid = False,
                   nodata: NodataRule = "all", threads: int | None = None,
                   seed: int = 0, allow_domain_shift: bool = False,
-                  task: str | None = "mapping", check_domain: bool = True) -> PredictResult:
+                  task: str | None = "mapping", check_domain: bool = True,
+                  max_memory: str | int | None = None) -> PredictResult:
     """Apply a model to a whole scene, tile by tile, and write georeferenced products.
 
     Args:
@@ -939,6 +941,12 @@ def predict_scene(bundle_or_path: ModelBundle | str | os.PathLike[str],
             skips the check.
         check_domain: Compare the scene with the training domain (callers that already
             did, e.g. :func:`glacierkit.facies.apply.classify_scene`, pass False).
+        max_memory: Working-memory budget of the tiles (bytes or a size such as ``"4GB"``;
+            default half the available memory, :mod:`glacierkit.memory`): the model's
+            activations for a batch of tiles, the tiles' buffers in flight and the blend
+            strips (:func:`glacierkit.dl.memory.tiles_per_call`). ``batch_size`` is lowered
+            to fit; a tile size of which not even one tile fits is refused before any tile
+            runs (:class:`~glacierkit.errors.MemoryBudgetError`).
 
     Returns:
         A :class:`PredictResult` with the paths, the backend and the timings.
@@ -961,6 +969,7 @@ def predict_scene(bundle_or_path: ModelBundle | str | os.PathLike[str],
         raise DatasetNotFoundError(f"output folder {out} does not exist; create it first.")
     if batch_size is not None and batch_size < 1:
         raise InputError(f"batch_size must be >= 1; got {batch_size}.")
+    budget = resolve_budget(max_memory)
     if mc_samples < 0:
         raise InputError(f"mc_samples must be >= 0; got {mc_samples}.")
     if nodata not in ("all", "any"):
@@ -1083,9 +1092,11 @@ def predict_scene(bundle_or_path: ModelBundle | str | os.PathLike[str],
             pixel_size=pixel_size_m(grid), multiple=multiple, n_classes=k, rule=nodata,
             cond=lambda tile: cond_fn(grid, tile), runner=runner, tta=tta,
             mc_samples=mc_samples)
-        if batch_size is None:
-            batch_size = 4 if runner_device.startswith("cuda") else 1
         on_gpu = runner_device.startswith("cuda")
+        wanted = batch_size if batch_size is not None else (4 if on_gpu else 1)
+        batch_size = _tiles_per_call(bundle, budget, layout=layout, n_classes=k,
+                                     tile_hw=tile_hw, multiple=multiple, width=grid.width,
+                                     tta=tta, limit=wanted, threaded=wanted > 1 or on_gpu)
         executor: Any
         if batch_size > 1 or on_gpu:
             # Worker threads read and prepare tiles while the model runs, and gather batches.
@@ -1252,6 +1263,25 @@ def _drop_small_regions(classes: np.ndarray, grid: Grid, keep: Sequence[int],
             small[0] = False  # label 0: the pixels of other classes
             classes[r0:r1][small[labels[r0 - a0:r1 - a0]]] = CLASS_NODATA
             del labels
+
+
+def _tiles_per_call(bundle: ModelBundle, budget: Budget, *, layout: Any, n_classes: int,
+                    tile_hw: tuple[int, int], multiple: int, width: int, tta: bool,
+                    limit: int, threaded: bool) -> int:
+    """Tiles per model call within the memory budget (see :mod:`glacierkit.dl.memory`)."""
+    from .memory import model_bytes_per_tile, tiles_per_call
+
+    padded = (-(-tile_hw[0] // multiple) * multiple, -(-tile_hw[1] // multiple) * multiple)
+    model_bytes, how = model_bytes_per_tile(
+        bundle.onnx_bytes(), n_channels=layout.n_channels, n_groups=layout.n_groups,
+        cond_dim=int(bundle.model_kwargs.get("cond_dim", 0) or 0), tile_hw=padded)
+    n = tiles_per_call(budget, model_bytes=model_bytes, tile_hw=padded,
+                       n_channels=layout.n_channels, n_classes=n_classes, scene_width=width,
+                       tta=tta, limit=limit, threaded=threaded)
+    log.info("memory: about %s of activations per %d × %d px tile (%s); %d tile(s) per model "
+             "call within %s (%s)", format_bytes(model_bytes), *padded, how, n,
+             format_bytes(budget.bytes), budget.source)
+    return n
 
 
 def _conditioning(bundle: ModelBundle, region: str | None
