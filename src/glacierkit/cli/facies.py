@@ -186,6 +186,10 @@ def predict(
         False, "--allow-domain-shift",
         help="Classify even when the scene's values lie far outside the model's training "
              "domain (see glacierkit info MODEL); logged as a warning."),
+    max_memory: str | None = typer.Option(
+        None, "--max-memory",
+        help="Working-memory budget of the tiled inference, e.g. 4GB or 512MiB (default: "
+             "half the available memory)."),
 ) -> None:
     """Map facies on a scene: facies.tif, confidence.tif, per-glacier areas.csv, report.json."""
     require(majority in (0, 1) or (majority > 1 and majority % 2 == 1), "--majority",
@@ -213,7 +217,7 @@ def predict(
     try:
         res = classify_scene(bundle, sources, out, outlines=outlines, id_field=id_field,
                              majority=majority, backend=backend, overwrite=overwrite,
-                             allow_domain_shift=allow_domain_shift)
+                             allow_domain_shift=allow_domain_shift, max_memory=max_memory)
     except GridMismatchError as e:  # this command has no --align
         e.cli_hint = "Fix: resample the DEM onto the scene grid beforehand (e.g. gdalwarp)."
         raise

@@ -410,7 +410,8 @@ def classify_scene(model: Any, sources: Mapping[str, Any], out_dir: str | os.Pat
                    *, outlines: Any = None, id_field: str | None = None, majority: int = 0,
                    backend: str = "auto", tile_size: int | None = None,
                    align: bool | str | Grid = False, overwrite: bool = False,
-                   progress: bool = False, allow_domain_shift: bool = False) -> FaciesResult:
+                   progress: bool = False, allow_domain_shift: bool = False,
+                   max_memory: str | int | None = None) -> FaciesResult:
     """Map glacier surface facies on a scene and measure them per glacier.
 
     Args:
@@ -440,6 +441,8 @@ def classify_scene(model: Any, sources: Mapping[str, Any], out_dir: str | os.Pat
         allow_domain_shift: Classify even when the scene's values lie far outside the
             model's training domain (logged as a warning); by default such a scene is refused
             before anything is computed (:func:`glacierkit.dl.domain.check_scene_domain`).
+        max_memory: Working-memory budget of the tiled inference (see
+            :func:`~glacierkit.dl.predict.predict_scene`; default half the available memory).
 
     Returns:
         A :class:`FaciesResult` with the paths and the area table.
@@ -502,7 +505,8 @@ def classify_scene(model: Any, sources: Mapping[str, Any], out_dir: str | os.Pat
         work = products.staging
         res = predict_scene(bundle, sources, work / "predict", backend=backend,  # type: ignore[arg-type]
                             tile_size=tile_size, outlines=False, progress=progress,
-                            align=align, overwrite=False, task="facies", check_domain=False)
+                            align=align, overwrite=False, task="facies", check_domain=False,
+                            max_memory=max_memory)
         grid = res.grid
         if not grid.almost_equals(grid0):  # pragma: no cover - predict_scene's grid rule
             raise InputError(f"the prediction grid {grid.describe()} differs from the "
