@@ -18,6 +18,9 @@ messages on stderr and an exit code; ``--verbose`` also shows the traceback:
   glacierkit. ``internal error: <type>: <message>`` and a line asking for a report with the
   traceback (``--verbose``).
 * 130 (:data:`EXIT_INTERRUPTED`) — interrupted (Ctrl-C).
+* 143 (:data:`EXIT_TERMINATED`, 128 + SIGTERM) — terminated (``kill``). Both print one line,
+  ``interrupted: nothing was written to OUT`` (``terminated: ...``), when the command was
+  writing a product set (:mod:`glacierkit.io.products`).
 """
 
 from __future__ import annotations
@@ -195,7 +198,8 @@ def _interrupted(exc: BaseException | None, *, terminated: bool = False) -> int:
     from glacierkit.io.products import interrupted_output, last_interrupted_output
 
     word, code = (("terminated", EXIT_TERMINATED)
-                  if terminated or isinstance(exc, Terminated) else ("interrupted", 130))
+                  if terminated or isinstance(exc, Terminated)
+                  else ("interrupted", EXIT_INTERRUPTED))
     note = (interrupted_output(exc) if exc is not None else None) or last_interrupted_output()
     if note is None:
         msg = word
@@ -259,7 +263,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                  f"--verbose for the traceback and {_bug_report_target()}."),
                           highlight=False, soft_wrap=True)
         return EXIT_INTERNAL
-    if rv == 130 and not isinstance(rv, bool):
+    if rv == EXIT_INTERRUPTED and not isinstance(rv, bool):
         # typer (non-standalone) returns 130 for a KeyboardInterrupt instead of raising it.
         return _interrupted(None, terminated=bool(terminated))
     return int(rv) if isinstance(rv, int) else 0
