@@ -54,6 +54,8 @@ _USAGE = {
                            "--dt-days"),
     "velocity --pixel-size": (["velocity", _MISSING, _MISSING, "-o", "{out}", "--pixel-size",
                                "-15"], "--pixel-size"),
+    "velocity --dates": (["velocity", _MISSING, _MISSING, "-o", "{out}", "--dates",
+                          "2016-13-01", "2016-08-03"], "--dates"),
     "map predict --backend": (["map", "predict", "m.gkm", "optical=a.tif", "-o", "{out}",
                                "--backend", "xyz"], "--backend"),
     "map predict --tile-size": (["map", "predict", "m.gkm", "a.tif", "-o", "{out}",
@@ -220,6 +222,13 @@ def test_error_hint_python_and_cli_wording():
     nf = DatasetNotFoundError("x.tif does not exist.", cli_hint="check the path.")
     assert isinstance(nf, FileNotFoundError) and str(nf) == "x.tif does not exist."
     assert isinstance(nf, GlacierkitError)
+
+
+def test_impossible_date_is_an_input_error_not_a_bug():
+    from glacierkit.velocity.dates import parse_time
+
+    with pytest.raises(InputError, match="not a valid date"):
+        parse_time("2016-13-01")  # matches the date pattern, but there is no month 13
 
 
 def test_existing_output_names_overwrite_in_each_wording(tmp_path: Path):

@@ -9,11 +9,21 @@ import typer
 from rich.console import Console
 
 from glacierkit.cli.main import app, require
+from glacierkit.errors import InputError
+from glacierkit.velocity.dates import parse_time
 from glacierkit.velocity.field import VelocityUnits
 from glacierkit.velocity.filtering import FilterConfig
 from glacierkit.velocity.inputs import ImageKind
 from glacierkit.velocity.pipeline import TrackingParams, run_velocity
 from glacierkit.velocity.prefilter import PrefilterName
+
+
+def _is_date(text: str) -> bool:
+    try:
+        parse_time(text)
+    except InputError:
+        return False
+    return True
 
 
 @app.command()
@@ -63,6 +73,8 @@ def velocity(
             f"the time separation must be > 0 days; got {dt_days}.")
     require(pixel_size is None or pixel_size > 0, "--pixel-size",
             f"the pixel size must be > 0 m; got {pixel_size}.")
+    for d in dates or ():
+        require(_is_date(d), "--dates", f"{d!r} is not a valid ISO 8601 date (e.g. 2016-07-18).")
     params = TrackingParams(chip_size_px=chip, search_px=search, step_px=step,
                             method=method, prefilter=prefilter)  # type: ignore[arg-type]
     res = run_velocity(reference, secondary, out, params=params, kind=kind,  # type: ignore[arg-type]

@@ -73,7 +73,11 @@ def parse_time(value: str | date | datetime) -> datetime:
         if not m:
             raise InputError(f"cannot parse {value!r} as a date; use ISO 8601, e.g. "
                              f"2016-07-18 or 2016-07-18T20:37:06Z.") from None
-        t = datetime(int(m["y"]), int(m["m"]), int(m["d"]))
+        try:
+            t = datetime(int(m["y"]), int(m["m"]), int(m["d"]))
+        except ValueError as e:  # no such day: month 13, 31 April, ...
+            raise InputError(f"{value!r} is not a valid date ({e}); use ISO 8601, e.g. "
+                             f"2016-07-18 or 2016-07-18T20:37:06Z.") from None
     return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
