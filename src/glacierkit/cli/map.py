@@ -150,7 +150,6 @@ def predict(
     check_task(bundle, "mapping", command="glacierkit map predict")
     groups = [g["name"] for g in bundle.layout["groups"]]
     src = parse_sources(sources, groups)
-    out.mkdir(parents=True, exist_ok=True)
     res = predict_scene(bundle, src, out, backend=backend,  # type: ignore[arg-type]
                         tile_size=tile_size, overlap=overlap, tta=tta, mc_samples=mc_samples,
                         region=region, write_probabilities=probabilities,
@@ -238,7 +237,6 @@ def baseline(
             f"give one --bands per source file ({len(sources)}; 'auto' for a file whose band "
             f"descriptions name its bands), or none to use every file's descriptions; got "
             f"{len(bands or [])}.")
-    out.mkdir(parents=True, exist_ok=True)
     res = run_baseline([Path(s) for s in sources], list(bands) if bands else None, out,
                        method=method, threshold=threshold, min_area_px=min_area_px,
                        min_area_km2=min_area_km2, overwrite=overwrite)
