@@ -965,8 +965,6 @@ def predict_scene(bundle_or_path: ModelBundle | str | os.PathLike[str],
 
         check_task(bundle, task)
     out = Path(out_dir)
-    if not out.is_dir():
-        raise DatasetNotFoundError(f"output folder {out} does not exist; create it first.")
     if batch_size is not None and batch_size < 1:
         raise InputError(f"batch_size must be >= 1; got {batch_size}.")
     budget = resolve_budget(max_memory)
