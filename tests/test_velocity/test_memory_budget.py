@@ -198,6 +198,16 @@ def test_match__refuses_edge_research_radius(textured, monkeypatch):
         match(img, img, search_px=40, levels=0, edge_research=True, max_memory=budget)
 
 
+def test_check_memory__edge_research_that_cannot_fit_the_image_is_not_planned():
+    # A ±2 r re-search window larger than the image leaves every candidate EDGE: no batches.
+    plan = kernels.check_memory((300, 300), search_px=100, levels=0, edge_research=True,
+                                max_memory="2GB")
+    assert [s["search"] for s in plan["searches"]] == ["full resolution"]
+    plan = kernels.check_memory((600, 600), search_px=100, levels=0, edge_research=True,
+                                max_memory="2GB")
+    assert [s["search"] for s in plan["searches"]] == ["full resolution", "EDGE re-search"]
+
+
 @pytest.mark.parametrize(("kw", "name"), [
     ({"units": "km/h"}, "units"), ({"kind": "radar"}, "kind"), ({"band": 0}, "band"),
     ({"params": TrackingParams(method="xcorr")}, "method"),  # type: ignore[arg-type]

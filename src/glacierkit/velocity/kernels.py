@@ -486,15 +486,17 @@ def _level_radius(lev: int, levels: int, chip: int, search_px: int, refine_px: i
     return _fast_radius(chip, radius)
 
 
-def _searches(levels: int, chip: int, search_px: int, refine_px: int, *, method: str,
-              subpixel: bool, edge_research: bool) -> list[tuple[str, int, str]]:
+def _searches(shape: tuple[int, int], levels: int, chip: int, search_px: int, refine_px: int,
+              *, method: str, subpixel: bool,
+              edge_research: bool) -> list[tuple[str, int, str]]:
     """Every search :func:`match` runs: ``(what, radius in level px, method)``."""
     out = [(f"pyramid level {lev}", _level_radius(lev, levels, chip, search_px, refine_px),
             method) for lev in range(levels, 0, -1)]
     radius = _level_radius(0, levels, chip, search_px, refine_px)
     out.append(("full resolution", radius, method))
-    if edge_research:
-        out.append(("EDGE re-search", _fast_radius(chip, EDGE_RESEARCH_FACTOR * radius), method))
+    big = _fast_radius(chip, EDGE_RESEARCH_FACTOR * radius)
+    if edge_research and chip + 2 * big <= min(shape):  # else every candidate stays EDGE
+        out.append(("EDGE re-search", big, method))
     if subpixel and method == "oc":
         out.append(("NCC sub-pixel refinement", _fast_radius(chip, 1), "ncc"))
     return out
@@ -586,7 +588,7 @@ def check_memory(shape: tuple[int, int], *, chip_size_px: int = 32, search_px: i
     run = _Run(q=_Quality(0.0, 0.0, 0.0, 0, 0.0), prep={"chip": chip_size_px, "method": method},
                batch_size=batch_size, workers=workers,
                memory=budget.bytes - image_bytes(shape, method))
-    return _plan_memory(shape, _searches(levels, chip_size_px, search_px, refine_px,
+    return _plan_memory(shape, _searches(shape, levels, chip_size_px, search_px, refine_px,
                                          method=method, subpixel=subpixel,
                                          edge_research=edge_research), run, budget)
 
@@ -768,9 +770,9 @@ def match(reference: np.ndarray, secondary: np.ndarray, *, chip_size_px: int = 3
                      "min_texture": min_texture},
                batch_size=batch_size, workers=workers, edge_research=edge_research,
                memory=budget.bytes - image_bytes(ref.shape, method))
-    memory = _plan_memory(ref.shape, _searches(levels, chip_size_px, search_px, refine_px,
-                                               method=method, subpixel=subpixel,
-                                               edge_research=edge_research), run, budget)
+    searches = _searches(ref.shape, levels, chip_size_px, search_px, refine_px, method=method,
+                         subpixel=subpixel, edge_research=edge_research)
+    memory = _plan_memory(ref.shape, searches, run, budget)
     memory["process_rss_at_start_bytes"] = rss_start
     pred = _coarse_to_fine(ref, sec, rows, cols, _initial(initial_offsets, (rows.size, cols.size)),
                            levels, run, search_px=search_px, refine_px=refine_px,
@@ -914,8 +916,8 @@ def _research_edges(level: LevelImages, out: _LevelOut, centres: tuple[np.ndarra
     big = _fast_radius(level.chip, EDGE_RESEARCH_FACTOR * radius)
     info: dict[str, Any] = {"candidates": int(cand.size), "recovered": 0,
                             "centred_on_neighbours": 0, "radius_px": big}
-    if cand.size == 0:
-        return info
+    if cand.size == 0 or level.chip + 2 * big > min(level.shape):
+        return info  # no node to re-search, or no window of this size fits in the image
     c_dy, c_dx, use = _research_centres(out, cand, grid_shape)
     res = _match_level(level, centres[0][cand], centres[1][cand], np.rint(c_dy), np.rint(c_dx),
                        big, q=run.q, subpixel=subpixel, workers=run.workers,
