@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import sys
+from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import pytest
 import typer
 
@@ -51,3 +56,77 @@ def test_help_still_shows_value_types(capsys, monkeypatch) -> None:
     assert "<int" in line
     flag = next(ln for ln in text.splitlines() if "--overwrite" in ln)
     assert "<" not in flag
+
+
+# ------------------------------------------------------------------------- tables at 80 cols
+def _check_80(text: str) -> None:
+    """No line wider than 80 characters and no cell cut short with an ellipsis."""
+    assert text.strip()
+    wide = [line for line in text.splitlines() if len(line) > 80]
+    assert not wide, "\n".join(wide)
+    assert "…" not in text, text
+
+
+def _run(args: list[str], capsys, monkeypatch) -> str:
+    monkeypatch.setenv("COLUMNS", "80")
+    capsys.readouterr()
+    assert main(["-q", *args]) == 0
+    return capsys.readouterr().out
+
+
+def test_info_raster_table_fits_80_columns_with_units(yahtse, capsys, monkeypatch) -> None:
+    out = _run(["info", str(yahtse / "yahtse_srtm_dem.tif")], capsys, monkeypatch)
+    _check_80(out)
+    assert "50 × 50 m" in out and " m (left," in out
+    assert "unknown" in out  # the DEM's band does not declare its unit: said, not guessed
+
+
+def test_info_vector_bounds_have_units(yahtse, capsys, monkeypatch) -> None:
+    vec = next(p for p in sorted(yahtse.iterdir()) if p.suffix in (".gpkg", ".shp", ".geojson"))
+    out = _run(["info", str(vec)], capsys, monkeypatch)
+    _check_80(out)
+    assert " m (left," in out
+
+
+def test_data_list_table_fits_80_columns(shared_data, capsys, monkeypatch) -> None:
+    from glacierkit import examples
+
+    out = _run(["data", "list"], capsys, monkeypatch)
+    table = out.split("\n\n")[0]
+    _check_80(table)
+    for ds in examples.list_datasets():
+        assert ds.name in table
+    assert " MB " in table or " KB " in table
+
+
+def _mass_balance_inputs(tmp_path: Path) -> tuple[Path, Path]:
+    """Three WGMS glaciers, 2001–2010; balance falls 0.4 m w.e. per 100 m of ELA rise."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "test_massbalance"))
+    from mb_synth import write_wgms_mbdata
+
+    rng = np.random.default_rng(0)
+    folder, rows = tmp_path / "mbdata", []
+    for wid in (1, 2, 3):
+        years = list(range(2001, 2011))
+        ela = rng.uniform(2800, 3300, 10)
+        b = -0.004 * (ela - 3000) + rng.normal(0, 0.1, 10)  # m w.e.
+        write_wgms_mbdata(folder, wid, f"GLACIER {wid}", years, (1000 * b).tolist())
+        rows += [{"wgms_id": wid, "year": y, "ela_m": e, "aar": 0.6 - (e - 3000) / 1000}
+                 for y, e in zip(years, ela, strict=True)]
+    pd.DataFrame(rows).to_csv(tmp_path / "indicators.csv", index=False)
+    return tmp_path / "indicators.csv", folder
+
+
+def test_massbalance_fit_table_fits_80_columns_with_units(tmp_path, capsys,
+                                                         monkeypatch) -> None:
+    ind, mb = _mass_balance_inputs(tmp_path)
+    out = _run(["massbalance", "fit", str(ind), str(mb)], capsys, monkeypatch)
+    _check_80(out)
+    r = json.loads(_run(["massbalance", "fit", str(ind), str(mb), "--json"], capsys,
+                        monkeypatch))
+    slope = r["indicators"]["ela_m"]["global"]["slope"]  # m w.e. per metre
+    assert slope == pytest.approx(-0.004, rel=0.2)
+    assert f"{100 * slope:.3g} m w.e. per 100 m" in out
+    assert "m w.e. per unit aar" in out
+    rmse = r["indicators"]["ela_m"]["global"]["rmse_m_we"]
+    assert f"{rmse:.3g} m w.e." in out

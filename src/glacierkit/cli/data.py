@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -40,12 +42,21 @@ def list_(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> 
         typer.echo(json.dumps(rows, indent=2))
         return
     con = Console()
-    t = Table("name", "size", "files", "found in", title="glacierkit example datasets",
-              title_justify="left")
+    t = Table(title="glacierkit example datasets", title_justify="left")
+    t.add_column("name", no_wrap=True, min_width=max((len(r["name"]) for r in rows), default=4))
+    t.add_column("size", justify="right", no_wrap=True)
+    t.add_column("files", justify="right")
+    t.add_column("found in")
+    roots: dict[str, str] = {}
     for r in rows:
-        where = f"{r['found']}: {r['path']}" if r["found"] else "[yellow]not found[/]"
+        if r["found"]:
+            parent = str(Path(r["path"]).parent)
+            roots.setdefault(f"{r['found']}: {parent}", r["found"])
+        where = r["found"] if r["found"] else "[yellow]not found[/]"
         t.add_row(f"[bold]{r['name']}[/]", _size(r["size_bytes"]), str(r["files"]), where)
     con.print(t)
+    for line in roots:  # each dataset is the folder of its name in one of these
+        con.print(f"{line}{os.sep}NAME", highlight=False, soft_wrap=True)
     for r in rows:
         con.print(f"\n[bold]{r['name']}[/] — {r['title']}", highlight=False)
         con.print(f"  licence:  {r['licence']}", highlight=False)

@@ -25,6 +25,20 @@ def _fmt4(v: object) -> str:
     return f"{v:.4g}" if isinstance(v, float) else _fmt(v)
 
 
+def _crs_units(crs: str | None) -> str:
+    """Units of a CRS's first axis, short (``"m"``, ``"°"``, ``"ft"``); ``"px"`` without a CRS."""
+    if not crs:
+        return "px"
+    try:
+        from pyproj import CRS
+
+        name = CRS.from_user_input(crs).axis_info[0].unit_name
+    except Exception:  # an unusual CRS string: say so rather than guess
+        return "CRS units"
+    return {"metre": "m", "meter": "m", "degree": "°", "foot": "ft",
+            "US survey foot": "US ft"}.get(name, name)
+
+
 @app.command()
 def info(
     path: Path = typer.Argument(..., help="Raster (GeoTIFF, PNG, ...), vector or model "
@@ -45,25 +59,29 @@ def info(
         _print_model(con, path, d)
         return
     t = Table(title=str(path), show_header=False, title_justify="left")
+    cu = _crs_units(d.get("crs"))
+    bounds = ("—" if d.get("bounds") is None else
+              ", ".join(f"{v:.10g}" for v in d["bounds"]) + f" {cu} (left, bottom, right, top)")
     if d["kind"] == "raster":
         rows = [("driver", d["driver"]), ("crs", d["crs"] or "none (not georeferenced)"),
                 ("size", f"{d['width']} × {d['height']} px"),
-                ("resolution", f"{d['resolution'][0]:g} × {d['resolution'][1]:g}"),
+                ("resolution", f"{d['resolution'][0]:g} × {d['resolution'][1]:g} {cu}"),
                 ("bands", d["band_count"]), ("dtypes", ", ".join(d["dtypes"])),
-                ("nodata", d["nodata"]), ("bounds", d["bounds"])]
+                ("nodata", d["nodata"]), ("bounds", bounds)]
     else:
         rows = [("driver", d["driver"]), ("crs", d["crs"]), ("features", d["feature_count"]),
                 ("geometry", ", ".join(d["geometry_types"])),
                 ("fields", ", ".join(f"{k} ({v})" for k, v in d["fields"].items())),
-                ("bounds", d["bounds"])]
+                ("bounds", bounds)]
     for k, v in rows:
         t.add_row(k, _fmt(v))
     con.print(t)
     if d["kind"] == "raster":
-        bt = Table("band", "name", "unit", "min", "max", "mean", "valid %")
+        bt = Table("band", "name", "unit", "min", "max", "mean", "valid %",
+                   title="bands (min, max, mean in the band's unit)", title_justify="left")
         for b in d["bands"]:
-            bt.add_row(str(b["index"]), b["name"], b["unit"] or "—", _fmt(b["min"]),
-                       _fmt(b["max"]), _fmt(b["mean"]), f"{100 * b['valid_share']:.1f}")
+            bt.add_row(str(b["index"]), b["name"], b["unit"] or "unknown", _fmt4(b["min"]),
+                       _fmt4(b["max"]), _fmt4(b["mean"]), f"{100 * b['valid_share']:.1f}")
         con.print(bt)
 
 

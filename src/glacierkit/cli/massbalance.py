@@ -50,6 +50,68 @@ def _ci(v: Any) -> str:
     return f"[{_num(v[0])}, {_num(v[1])}]"
 
 
+def slope_units(indicator: str) -> tuple[float, str]:
+    """How to print a slope (m w.e. per indicator unit): ``(factor, units)``.
+
+    Indicators named ``*_m`` are altitudes in metres: their slopes print per 100 m (the
+    library's value × 100). Any other indicator prints per unit of its own values.
+
+    Args:
+        indicator: Indicator column name, e.g. ``"ela_m"`` or ``"aar"``.
+
+    Returns:
+        The factor to multiply the library's slope by, and the units of the result.
+    """
+    if indicator.lower().endswith("_m"):
+        return 100.0, "m w.e. per 100 m"
+    return 1.0, f"m w.e. per unit {indicator}"
+
+
+def _scaled(v: Any, factor: float) -> Any:
+    return v * factor if isinstance(v, int | float) and not isinstance(v, bool) else v
+
+
+def _fit_table(name: str, res: dict[str, Any]) -> Table:
+    """One indicator's regressions: quantities as rows, global / per glacier as columns."""
+    factor, su = slope_units(name)
+    mwe = "m w.e."
+    t = Table(title=f"{name}: annual balance = intercept + slope · {name}",
+              title_justify="left")
+    t.add_column("")
+    t.add_column("global (pooled)")
+    t.add_column("per glacier")
+    cols = [res.get("global", {}), res.get("glacier_specific", {})]
+    if all("error" in g for g in cols):
+        t.add_row("error", *(g["error"] for g in cols))
+        return t
+
+    def cells(fn: Any) -> list[str]:
+        return ["—" if "error" in g else fn(g) for g in cols]
+
+    def with_units(v: Any, units: str) -> str:
+        s = _num(v)
+        return s if s == "—" else f"{s} {units}"
+
+    t.add_row("pairs, glaciers", *cells(lambda g: f"{g['n']}, {g['n_glaciers']}"))
+    t.add_row("r", *cells(lambda g: _num(g["r"])))
+    t.add_row("RMSE", *cells(lambda g: with_units(g["rmse_m_we"], mwe)))
+    t.add_row("slope", *cells(lambda g: with_units(_scaled(g["slope"], factor), su)
+                             + ("" if g.get("slope_ci95") else " (median)")))
+    t.add_row("slope 95 % CI", *cells(lambda g: (
+        f"{_ci([_scaled(v, factor) for v in g['slope_ci95']])} {su}"
+        if g.get("slope_ci95") else "—")))
+    t.add_row("intercept", *cells(lambda g: with_units(g.get("intercept"), mwe)))
+    for cv in ("loyo", "logo"):
+        t.add_row(f"{cv.upper()} r / RMSE", *cells(lambda g, cv=cv: (
+            f"{_num(g.get(f'cv_{cv}_r'))} / {with_units(g.get(f'cv_{cv}_rmse_m_we'), mwe)}"
+            if g.get(f"cv_{cv}_r") is not None or g.get(f"cv_{cv}_rmse_m_we") is not None
+            else "—")))
+    for i, g in enumerate(cols):
+        if "error" in g:
+            t.columns[i + 1].footer = g["error"]
+    return t
+
+
 def fit_report(indicators: Path, mb_tables: list[Path], *, indicator: list[str] | None = None,
                units: str = "auto", id_column: str | None = None, links: Path | None = None,
                min_samples: int = 3, per_glacier: bool = True) -> dict[str, Any]:
@@ -113,25 +175,10 @@ def fit(
         typer.echo(json.dumps(jsonable(r)))
         return
     con = Console()
-    t = Table(title="annual balance = intercept + slope · indicator (balance in m w.e.)",
-              title_justify="left")
-    for c in ("indicator", "model", "n", "glaciers", "r", "RMSE", "slope [95 % CI]",
-              "intercept", "LOYO r / RMSE", "LOGO r / RMSE"):
-        t.add_column(c, justify="left" if c in ("indicator", "model") else "right")
     for name, res in r["indicators"].items():
-        for key, label in (("global", "global"), ("glacier_specific", "per glacier")):
-            g = res[key]
-            if "error" in g:
-                t.add_row(name, label, "—", "—", "—", "—", g["error"][:60], "", "", "")
-                continue
-            slope = _num(g["slope"]) + (f" {_ci(g['slope_ci95'])}" if g.get("slope_ci95")
-                                        else " (median)")
-            t.add_row(name, label, str(g["n"]), str(g["n_glaciers"]), _num(g["r"]),
-                      _num(g["rmse_m_we"]), slope, _num(g["intercept"]),
-                      f"{_num(g['cv_loyo_r'])} / {_num(g['cv_loyo_rmse_m_we'])}",
-                      f"{_num(g['cv_logo_r'])} / {_num(g['cv_logo_rmse_m_we'])}")
-        t.add_section()
-    con.print(t)
+        con.print(_fit_table(name, res))
+    con.print("per glacier: one line per glacier; r, RMSE and LOYO of the pooled fits, the "
+              "median slope. LOYO / LOGO: leave one year / glacier out.")
     for n in r["units_note"]:
         con.print(f"units: {n}")
     con.print(f"records: {r['gaps']}")
