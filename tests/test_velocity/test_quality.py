@@ -408,8 +408,12 @@ def test_gps__lonlat_layout_is_reprojected_and_crs_checked():
     plain = pd.DataFrame({"x": [1.0], "y": [2.0], "vx": [0.1], "vy": [0.1]})
     with pytest.raises(InputError, match="units"):
         gpsmod.gps_table(plain)
-    with pytest.raises(CRSError, match="--gps-crs"):
+    with pytest.raises(CRSError, match="crs=") as err:
         gpsmod.compare_gps(vx, vy, grid, gpsmod.gps_table(plain, units="m/day"), units="m/day")
+    assert "--gps-crs" in err.value.cli_message()
+    with pytest.raises(CRSError, match="not a CRS that PROJ understands") as err:
+        gpsmod.gps_table(plain, units="m/day", crs="EPSG:nonsense")
+    assert "--gps-crs" in err.value.cli_message() and "crs=" in str(err.value)
     with pytest.raises(InputError, match="neither layout"):
         gpsmod.gps_table(pd.DataFrame({"a": [1]}))
 

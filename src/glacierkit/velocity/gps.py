@@ -179,8 +179,15 @@ def gps_table(df: pd.DataFrame, *, crs: Any = None, units: str | None = None,
         layout = "velocities"
     out.insert(0, "station", stations)
     out["speed"] = np.hypot(out["vx"], out["vy"])
-    out.attrs.update(units=out_units, layout=layout,
-                     crs=None if out_crs is None else ProjCRS.from_user_input(out_crs).to_wkt())
+    try:
+        crs_wkt = None if out_crs is None else ProjCRS.from_user_input(out_crs).to_wkt()
+    except Exception as e:  # pyproj raises its own CRSError
+        raise CRSError(f"the GPS coordinates' CRS {out_crs!r} is not a CRS that PROJ "
+                       f"understands ({e}).",
+                       hint="Pass crs= as an EPSG code (e.g. 'EPSG:32607') or WKT.",
+                       cli_hint="Pass --gps-crs as an EPSG code (e.g. EPSG:32607) or WKT.",
+                       ) from e
+    out.attrs.update(units=out_units, layout=layout, crs=crs_wkt)
     return out
 
 
@@ -216,8 +223,9 @@ def _to_grid_crs(gps: pd.DataFrame, grid: Grid) -> tuple[np.ndarray, np.ndarray]
                 f"GPS coordinates have no CRS, so they are taken in the map's CRS, but "
                 f"{int((~inside & ok).sum())} of {int(ok.sum())} stations fall outside the map "
                 f"(x {np.nanmin(x):.1f}..{np.nanmax(x):.1f}, y {np.nanmin(y):.1f}.."
-                f"{np.nanmax(y):.1f}; map bounds {tuple(round(v, 1) for v in grid.bounds)}). "
-                f"Pass the coordinates' CRS (crs=, CLI: --gps-crs).")
+                f"{np.nanmax(y):.1f}; map bounds {tuple(round(v, 1) for v in grid.bounds)}).",
+                hint="Pass the coordinates' CRS (crs=).",
+                cli_hint="Pass the coordinates' CRS (--gps-crs).")
         return x, y
     if grid.crs is None:
         raise CRSError("the GPS coordinates have a CRS but the velocity map is not "
