@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 from pathlib import Path
@@ -10,7 +11,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+import rasterio
 import typer
+from affine import Affine
 
 from glacierkit.cli.main import _register_commands, app, main
 
@@ -130,3 +133,54 @@ def test_massbalance_fit_table_fits_80_columns_with_units(tmp_path, capsys,
     assert "m w.e. per unit aar" in out
     rmse = r["indicators"]["ela_m"]["global"]["rmse_m_we"]
     assert f"{rmse:.3g} m w.e." in out
+
+
+def _print_80(renderables: list[Any]) -> str:
+    from rich.console import Console
+
+    con = Console(width=80, record=True, file=io.StringIO())
+    for r in renderables:
+        con.print(r)
+    return con.export_text()
+
+
+def test_map_train_tables_fit_80_columns_with_units() -> None:
+    from glacierkit.cli.map import train_tables
+
+    scores = {"iou": 0.9287, "f1": 0.9630, "area_dev_pct": 7.62, "boundary_mean_m": 161.7,
+              "boundary_p95_m": 1613.9}
+    base = {"iou": 0.9991, "f1": 0.9995, "area_dev_pct": -0.11, "boundary_mean_m": 13.2,
+            "boundary_p95_m": float("nan")}
+    report = {"scenes": {"everest_2009_landsat7_east": {
+        "model": scores, "baseline": {"metrics": base},
+        "calibration": {"ece_before": 0.2671, "ece_after": 0.0031}}}}
+    text = _print_80(train_tables(report, arch="glavitu", size="tiny",
+                                  strategy="region_encoding"))
+    _check_80(text)
+    assert "everest_2009_landsat7_east" in text and "glavitu (tiny)" in text
+    for cell in ("0.929", "+7.6 %", "-0.1 %", "162 m", "1614 m", "13 m", "0.267 → 0.003"):
+        assert cell in text, cell
+    assert "—" in text  # the baseline's undefined p95 is shown as missing, not as nan
+
+
+def _optical(path: Path) -> Path:
+    """Green, red, NIR, SWIR1 reflectance (4 bands): snow/ice in the left half."""
+    data = np.full((4, 40, 60), 0.2, np.float32)
+    data[0, :, :30], data[3, :, :30] = 0.8, 0.05  # bright green, dark SWIR: NDSI ≈ 0.88
+    with rasterio.open(path, "w", driver="GTiff", width=60, height=40, count=4, dtype="float32",
+                       crs="EPSG:32607", transform=Affine(30, 0, 500000, 0, -30, 6700000)) as ds:
+        ds.write(data)
+    return path
+
+
+def test_map_baseline_json_and_evaluate_table(tmp_path, capsys, monkeypatch) -> None:
+    src = _optical(tmp_path / "scene.tif")
+    r = json.loads(_run(["map", "baseline", str(src), "--bands", "green,red,nir,swir1",
+                         "--method", "ndsi", "-o", str(tmp_path / "b"), "--min-area-km2", "0",
+                         "--json"], capsys, monkeypatch))
+    assert r["method"] == "ndsi" and r["glacier_km2"] == pytest.approx(40 * 30 * 0.0009)
+    assert Path(r["paths"]["classes"]).is_file()
+    out = _run(["map", "evaluate", r["paths"]["classes"], r["paths"]["classes"]], capsys,
+               monkeypatch)
+    _check_80(out)
+    assert "km²" in out and "px" in out and "0–1" in out

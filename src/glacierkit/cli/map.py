@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import typer
 from rich.console import Console
@@ -70,6 +70,8 @@ def train(
                                         "(default: the config's [output] overwrite)."),
     resume: bool = typer.Option(False, "--resume",
                                 help="Continue interrupted training from the last checkpoint."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report (as report.json) "
+                                 "instead of the tables."),
 ) -> None:
     """Train, calibrate and test an outline model; write model.gkm and report.json.
 
@@ -87,24 +89,51 @@ def train(
 
     cfg = load_config(config, out_dir=out, overwrite=True if overwrite else None)
     report = train_mapping(cfg, resume=resume)
+    if as_json:
+        typer.echo(json.dumps(jsonable(report)))
+        return
     con = Console()
-    t = Table(title=f"map train: test part ({cfg.train.strategy}, {cfg.model.arch} "
-                    f"{cfg.model.size})", title_justify="left")
-    for c in ("scene", "model", "IoU", "F1", "area dev %", "boundary mean m", "boundary p95 m",
-              "ECE before→after"):
-        t.add_column(c, justify="right" if c not in ("scene", "model") else "left")
+    for t in train_tables(report, arch=cfg.model.arch, size=cfg.model.size,
+                          strategy=cfg.train.strategy):
+        con.print(t)
+    con.print(f"model file(s) and report.json in {cfg.out_dir}")
+
+
+def _fmt(v: Any, spec: str, units: str = "") -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "—"
+    return f"{v:{spec}}{units}"
+
+
+def train_tables(report: dict[str, Any], *, arch: str, size: str, strategy: str) -> list[Table]:
+    """One table per test scene of ``map train``'s report: the model against the baseline.
+
+    Rows are the scores with their units (IoU, F1 and ECE are fractions 0–1); columns the
+    model and the threshold baseline, so that the table stays narrow (80 columns).
+    """
+    tables = []
     for name, s in report["scenes"].items():
         m, b = s["model"], s["baseline"]["metrics"]
-        cal = s["calibration"]
-        t.add_row(name, cfg.model.arch, f"{m['iou']:.3f}", f"{m['f1']:.3f}",
-                  f"{m['area_dev_pct']:.1f}", f"{m['boundary_mean_m']:.0f}",
-                  f"{m['boundary_p95_m']:.0f}",
-                  f"{cal['ece_before']:.3f}→{cal['ece_after']:.3f}")
-        t.add_row("", "baseline", f"{b['iou']:.3f}", f"{b['f1']:.3f}",
-                  f"{b['area_dev_pct']:.1f}", f"{b['boundary_mean_m']:.0f}",
-                  f"{b['boundary_p95_m']:.0f}", "")
-    con.print(t)
-    con.print(f"model file(s) and report.json in {cfg.out_dir}")
+        cal = s.get("calibration") or {}
+        t = Table(title=f"test part of scene {name} ({strategy} strategy)",
+                  title_justify="left")
+        t.add_column("score")
+        t.add_column(f"{arch} ({size})", justify="right")
+        t.add_column("threshold baseline", justify="right")
+        for label, key, spec, units in (("IoU (0–1)", "iou", ".3f", ""),
+                                        ("F1 (0–1)", "f1", ".3f", ""),
+                                        ("area deviation", "area_dev_pct", "+.1f", " %"),
+                                        ("boundary deviation, mean", "boundary_mean_m", ".0f",
+                                         " m"),
+                                        ("boundary deviation, p95", "boundary_p95_m", ".0f",
+                                         " m")):
+            t.add_row(label, _fmt(m.get(key), spec, units), _fmt(b.get(key), spec, units))
+        if cal:
+            t.add_row("calibration error (ECE, 0–1)",
+                      f"{_fmt(cal.get('ece_before'), '.3f')} → "
+                      f"{_fmt(cal.get('ece_after'), '.3f')}", "—")
+        tables.append(t)
+    return tables
 
 
 @map_app.command("predict")
@@ -130,6 +159,8 @@ def predict(
     align: bool = typer.Option(False, "--align",
                                help="Resample all sources onto the first group's grid."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing products."),
+    as_json: bool = typer.Option(False, "--json", help="Print the product paths, backend, "
+                                 "tile counts and seconds as one JSON object."),
     allow_domain_shift: bool = typer.Option(
         False, "--allow-domain-shift",
         help="Predict even when the scene's values lie far outside the model's training "
@@ -155,6 +186,15 @@ def predict(
                         region=region, write_probabilities=probabilities,
                         min_area_km2=min_area, align=align, overwrite=overwrite,
                         allow_domain_shift=allow_domain_shift, max_memory=max_memory)
+    if as_json:
+        typer.echo(json.dumps(jsonable({
+            "paths": res.paths, "backend": res.backend, "device": res.device,
+            "tiles": res.tiles, "tiles_run": res.tiles_run, "tiles_skipped": res.tiles_skipped,
+            "n_outlines": res.n_outlines, "model_seconds": res.model_seconds,
+            "total_seconds": res.total_seconds, "missing_groups": list(res.missing_groups),
+            "calibration": None if bundle.calibration is None
+            else bundle.calibration.get("kind", "custom")})))
+        return
     conf = ("confidence uncalibrated (the model holds no calibration map)"
             if bundle.calibration is None else
             f"confidence calibrated ({bundle.calibration.get('kind', 'custom')})")
@@ -194,7 +234,7 @@ def evaluate(
     t.add_column("quantity")
     t.add_column("value", justify="right")
     t.add_column("units")
-    for k, u in (("iou", ""), ("precision", ""), ("recall", ""), ("f1", ""),
+    for k, u in (("iou", "0–1"), ("precision", "0–1"), ("recall", "0–1"), ("f1", "0–1"),
                  ("area_ref_km2", "km²"), ("area_pred_km2", "km²"), ("area_dev_km2", "km²"),
                  ("area_dev_pct", "% of reference"),
                  ("ref_area_outside_km2", "km², not scored"),
@@ -229,6 +269,8 @@ def baseline(
                                     help="Also remove glacier clumps below this from "
                                          "classes.tif itself (px, 8-connected; 0 keeps all)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing products."),
+    as_json: bool = typer.Option(False, "--json", help="Print the method, threshold, glacier "
+                                 "area and product paths as one JSON object."),
 ) -> None:
     """Classic glacier mapping by band ratio / NDSI / brightness threshold (no training)."""
     from glacierkit.mapping.baseline import run_baseline
@@ -240,6 +282,9 @@ def baseline(
     res = run_baseline([Path(s) for s in sources], list(bands) if bands else None, out,
                        method=method, threshold=threshold, min_area_px=min_area_px,
                        min_area_km2=min_area_km2, overwrite=overwrite)
+    if as_json:
+        typer.echo(json.dumps(jsonable(res)))
+        return
     dropped = (f", {res['n_small_dropped']} polygon(s) < {min_area_km2:g} km² dropped"
                if res["n_small_dropped"] else "")
     Console().print(f"{res['method']} threshold {res['threshold']:.4g}: glacier "
