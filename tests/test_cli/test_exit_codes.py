@@ -231,6 +231,21 @@ def test_impossible_date_is_an_input_error_not_a_bug():
         parse_time("2016-13-01")  # matches the date pattern, but there is no month 13
 
 
+def test_vector_without_crs_gives_a_cli_fix_without_python_arguments(tmp_path: Path):
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    from glacierkit.errors import CRSError
+    from glacierkit.io.vector import read_vector
+
+    with pytest.warns(UserWarning, match="crs"):  # geopandas warns about writing no CRS
+        gpd.GeoDataFrame(geometry=[box(0, 0, 1, 1)]).to_file(tmp_path / "p.shp")
+    with pytest.raises(CRSError, match="crs=") as info:
+        read_vector(tmp_path / "p.shp")
+    cli = info.value.cli_message()
+    assert "has no CRS" in cli and "crs=" not in cli and "--crs" not in cli  # no such flag
+
+
 def test_existing_output_names_overwrite_in_each_wording(tmp_path: Path):
     from glacierkit.io.writer import check_output_path
 

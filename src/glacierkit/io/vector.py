@@ -112,8 +112,11 @@ def read_vector(path: str | os.PathLike[str], *, layer: str | int | None = None,
     if gdf.crs is None:
         if crs is None:
             raise CRSError(
-                f"{p} has no CRS (for a Shapefile: the .prj file is missing). Pass crs= (CLI: "
-                f"--crs) with the CRS the coordinates are in; glacierkit never guesses a CRS."
+                f"{p} has no CRS (for a Shapefile: the .prj file is missing); glacierkit never "
+                f"guesses a CRS.",
+                hint="Pass crs= with the CRS the coordinates are in.",
+                cli_hint="Assign the CRS the coordinates are in to the file (e.g. ogr2ogr "
+                         "-a_srs EPSG:32607 out.gpkg in.shp) and pass that file.",
             )
         gdf = gdf.set_crs(crs)
     return gdf
