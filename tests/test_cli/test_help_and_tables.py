@@ -184,3 +184,31 @@ def test_map_baseline_json_and_evaluate_table(tmp_path, capsys, monkeypatch) -> 
                monkeypatch)
     _check_80(out)
     assert "km²" in out and "px" in out and "0–1" in out
+
+
+def test_facies_tables_fit_80_columns_with_units(capsys, monkeypatch) -> None:
+    from glacierkit.cli.facies import _print_scores, areas_table
+
+    classes = ["snow", "firn", "clean_ice", "debris_covered_ice", "water", "shadow"]
+    rows = []
+    for gid, total in (("RGI60-11.01450", 82.4171), ("RGI60-11.01238", 3.2)):
+        row = {"id": gid, "area_km2": total, "observed_pct": 97.31}
+        for i, c in enumerate(classes):
+            row[f"{c}_km2"] = total * (i + 1) / 21
+            row[f"{c}_pct"] = 100 * (i + 1) / 21
+        rows.append(row)
+    text = _print_80([areas_table(pd.DataFrame(rows), classes, title="facies areas (onnx)")])
+    _check_80(text)
+    assert "debris_covered_ice" in text and "82.417 km²" in text and "97.3 % observed" in text
+    assert "23.548 km²" in text and "28.6 %" in text  # debris: 5/21 of the glacier
+
+    monkeypatch.setenv("COLUMNS", "80")
+    capsys.readouterr()
+    _print_scores({"cv_baseline": {"model": "hgb", "scores": {"macro_f1": 0.8123,
+                                                              "accuracy": 0.9011}},
+                   "clean": {"pruned_share": 0.042, "per_class": {
+                       c: {"n": 1500, "flagged": 80, "pruned": 61, "pruned_share": 0.0407}
+                       for c in classes}}})
+    out = capsys.readouterr().out
+    _check_80(out)
+    assert "(0–1)" in out and "4.1 %" in out and "4.2 % of labels pruned" in out

@@ -63,8 +63,8 @@ def train(
 def _print_scores(report: dict) -> None:
     table = Table(title="grouped-by-glacier cross-validation (out-of-fold)")
     table.add_column("model")
-    table.add_column("macro-F1", justify="right")
-    table.add_column("accuracy", justify="right")
+    table.add_column("macro-F1 (0–1)", justify="right")
+    table.add_column("accuracy (0–1)", justify="right")
     for key in ("cv_baseline", "cv_cnn"):
         if key in report:
             sc = report[key]["scores"]
@@ -74,7 +74,7 @@ def _print_scores(report: dict) -> None:
     cl = report.get("clean", {})
     if cl:
         t2 = Table(title=f"confident learning: {100 * cl['pruned_share']:.1f} % of labels pruned")
-        for c in ("class", "labels", "flagged", "pruned", "share"):
+        for c in ("class", "labels", "flagged", "pruned", "share pruned"):
             t2.add_column(c, justify="right" if c != "class" else "left")
         for name, d in cl["per_class"].items():
             t2.add_row(name, str(d["n"]), str(d["flagged"]), str(d["pruned"]),
@@ -150,6 +150,31 @@ def clean(
     _print_scores({"cv_cnn": {"model": model, "scores": cv.scores, "notes": cv.notes},
                    "clean": cl.summary()})
     Console().print(f"kept labels: {out}  all labels with flags: {checked}")
+
+
+def areas_table(areas: pd.DataFrame, classes: list[str] | tuple[str, ...], *,
+                title: str) -> Table:
+    """Per-glacier facies areas as a narrow table: one row per glacier and facies.
+
+    Args:
+        areas: ``classify_scene``'s table: ``id``, ``area_km2``, ``observed_pct`` and
+            ``<class>_km2`` / ``<class>_pct`` per class.
+        classes: The facies classes; those without area on any glacier are left out.
+        title: Table title.
+    """
+    t = Table(title=title, title_justify="left")
+    t.add_column("glacier")
+    t.add_column("facies")
+    t.add_column("area", justify="right")
+    t.add_column("share", justify="right")
+    shown = [c for c in classes if (areas[f"{c}_km2"] > 0).any()]
+    for _, r in areas.iterrows():
+        t.add_row(str(r["id"]), "glacier", f"{r['area_km2']:.3f} km²",
+                  f"{r['observed_pct']:.1f} % observed")
+        for c in shown:
+            t.add_row("", c, f"{r[f'{c}_km2']:.3f} km²", f"{r[f'{c}_pct']:.1f} %")
+        t.add_section()
+    return t
 
 
 def read_table(path: Path) -> pd.DataFrame:
@@ -229,20 +254,10 @@ def predict(
             if bundle.calibration is not None else "uncalibrated",
             "areas": res.areas.to_dict(orient="records")})))
         return
-    t = Table(title=f"facies areas ({res.backend}"
-                    f"{f', majority {res.majority}×{res.majority}' if res.majority else ''})",
-              title_justify="left")
-    t.add_column("glacier")
-    t.add_column("area km²", justify="right")
-    t.add_column("observed %", justify="right")
-    shown = [c for c in res.classes if (res.areas[f"{c}_km2"] > 0).any()]
-    for c in shown:
-        t.add_column(f"{c} km² (%)", justify="right")
-    for _, r in res.areas.iterrows():
-        t.add_row(str(r["id"]), f"{r['area_km2']:.3f}", f"{r['observed_pct']:.1f}",
-                  *[f"{r[f'{c}_km2']:.3f} ({r[f'{c}_pct']:.1f})" for c in shown])
+    majority_text = f", majority {res.majority}×{res.majority} px" if res.majority else ""
     con = Console()
-    con.print(t)
+    con.print(areas_table(res.areas, res.classes,
+                          title=f"facies areas ({res.backend}{majority_text})"))
     if bundle.calibration is None:
         con.print("confidence.tif is uncalibrated (the model holds no calibration map)")
     con.print(f"→ {', '.join(p.name for p in res.paths.values())} in {out}")
