@@ -77,6 +77,7 @@ def _run(args: list[str], capsys, monkeypatch) -> str:
     return capsys.readouterr().out
 
 
+@pytest.mark.realdata
 def test_info_raster_table_fits_80_columns_with_units(yahtse, capsys, monkeypatch) -> None:
     out = _run(["info", str(yahtse / "yahtse_srtm_dem.tif")], capsys, monkeypatch)
     _check_80(out)
@@ -84,6 +85,7 @@ def test_info_raster_table_fits_80_columns_with_units(yahtse, capsys, monkeypatc
     assert "unknown" in out  # the DEM's band does not declare its unit: said, not guessed
 
 
+@pytest.mark.realdata
 def test_info_vector_bounds_have_units(yahtse, capsys, monkeypatch) -> None:
     vec = next(p for p in sorted(yahtse.iterdir()) if p.suffix in (".gpkg", ".shp", ".geojson"))
     out = _run(["info", str(vec)], capsys, monkeypatch)
@@ -91,6 +93,7 @@ def test_info_vector_bounds_have_units(yahtse, capsys, monkeypatch) -> None:
     assert " m (left," in out
 
 
+@pytest.mark.realdata
 def test_data_list_table_fits_80_columns(shared_data, capsys, monkeypatch) -> None:
     from glacierkit import examples
 
@@ -212,3 +215,15 @@ def test_facies_tables_fit_80_columns_with_units(capsys, monkeypatch) -> None:
     out = capsys.readouterr().out
     _check_80(out)
     assert "(0–1)" in out and "4.1 %" in out and "4.2 % of labels pruned" in out
+
+
+@pytest.mark.realdata
+def test_velocity_qa_tables_fit_80_columns_with_units(shared_data, capsys, monkeypatch) -> None:
+    kask = shared_data / "glaft_kaskawulsh"
+    out = _run(["velocity-qa", str(kask / "20180304-20180405_velo-raw_vx.tif"),
+                str(kask / "20180304-20180405_velo-raw_vy.tif"),
+                "--stable", str(kask / "bedrock_V2.shp"),
+                "--gps", str(kask / "gps" / "Kaskawulsh_2018-04-05_to_2018-03-04_GPS.csv"),
+                "--units", "m/day"], capsys, monkeypatch)
+    _check_80(out)
+    assert "GPS stations: map − GPS" in out and "Δ speed m/day" in out and "map vx m/day" in out

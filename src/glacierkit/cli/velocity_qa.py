@@ -74,12 +74,18 @@ def _print_report(r: dict[str, Any]) -> None:
         t.add_row("GPS mean map − GPS", _num(r["gps_mean_dvx"]), _num(r["gps_mean_dvy"]), u)
     con.print(t)
     if r.get("gps_stations"):
-        g = Table("station", "map vx", "map vy", "GPS vx", "GPS vy", "Δ vx", "Δ vy", "Δ speed",
-                  "status", title=f"GPS stations ({u}; Δ = map − GPS)", title_justify="left")
+        # Two narrow tables (velocities, then differences) instead of one of 9 columns.
+        g = Table("station", f"map vx {u}", f"map vy {u}", f"GPS vx {u}", f"GPS vy {u}",
+                  title="GPS stations: velocities", title_justify="left")
+        d = Table("station", f"Δ vx {u}", f"Δ vy {u}", f"Δ speed {u}", "status",
+                  title="GPS stations: map − GPS", title_justify="left")
         for s in r["gps_stations"]:
-            g.add_row(s["station"], *(_num(s[k], ".3g") for k in (
-                "map_vx", "map_vy", "gps_vx", "gps_vy", "d_vx", "d_vy", "d_speed")), s["status"])
+            g.add_row(str(s["station"]), *(_num(s[k], ".3g") for k in (
+                "map_vx", "map_vy", "gps_vx", "gps_vy")))
+            d.add_row(str(s["station"]), *(_num(s[k], ".3g") for k in (
+                "d_vx", "d_vy", "d_speed")), str(s["status"]))
         con.print(g)
+        con.print(d)
 
 
 def _known_units(units: str) -> bool:
