@@ -227,3 +227,24 @@ def test_velocity_qa_tables_fit_80_columns_with_units(shared_data, capsys, monke
                 "--units", "m/day"], capsys, monkeypatch)
     _check_80(out)
     assert "GPS stations: map − GPS" in out and "Δ speed m/day" in out and "map vx m/day" in out
+
+
+RESULT_COMMANDS = ["info", "velocity", "velocity-qa", "demo", "data list", "map train",
+                   "map predict", "map evaluate", "map baseline", "facies train",
+                   "facies clean", "facies predict", "massbalance fit",
+                   "massbalance indicators"]
+
+
+@pytest.mark.parametrize("command", RESULT_COMMANDS)
+def test_every_result_command_has_json(command: str, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("COLUMNS", "120")
+    assert "--json" in _help(command.split(), capsys)
+
+
+def test_massbalance_indicators_json(tmp_path, capsys, monkeypatch) -> None:
+    prof = tmp_path / "profile_WGMS-00007.csv"
+    prof.write_text(",2025,2075,2125\n2001,-500,100,700\n2002,-900,-400,-100\n")
+    r = json.loads(_run(["massbalance", "indicators", str(prof), "-o", str(tmp_path / "i.csv"),
+                         "--json"], capsys, monkeypatch))
+    assert r == {"out": str(tmp_path / "i.csv"), "glacier_years": 2, "glaciers": 1,
+                 "with_aar": 0, "with_ela": 1}

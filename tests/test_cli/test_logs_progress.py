@@ -244,3 +244,40 @@ def test_demo_command_table_and_json(tmp_path, monkeypatch, capsys):
     r = json.loads(capsys.readouterr().out)
     assert [s["name"] for s in r["steps"]] == ["first", "second"]
     assert r["steps"][0]["numbers"] == {"answer": 42} and r["steps"][0]["seconds"] >= 0
+
+
+# -------------------------------------------------------------------------------- velocity
+def test_velocity_logs_its_stages_and_prints_json(tmp_path, caplog, capsys):
+    import json
+
+    from scipy import ndimage
+
+    from glacierkit.cli.main import main
+    from glacierkit.io import Grid, write_raster
+    from glacierkit.velocity.pipeline import TrackingParams, run_velocity
+
+    rng = np.random.default_rng(0)
+    img = ndimage.gaussian_filter(rng.normal(size=(160, 160)), 2).astype(np.float32)
+    grid = Grid(crs=32607, transform=Affine(15, 0, 470000, 0, -15, 6680000), shape=(128, 128))
+    ref = write_raster(tmp_path / "ref.tif", img[16:144, 16:144], grid)
+    sec = write_raster(tmp_path / "sec.tif", np.roll(img, (1, -2), (0, 1))[16:144, 16:144],
+                       grid)
+    caplog.set_level(logging.INFO)
+    res = run_velocity(ref, sec, tmp_path / "v", dt_days=10, quicklook=False,
+                       params=TrackingParams(chip_size_px=32, search_px=6, step_px=16))
+    lines = _info_lines(caplog)
+    assert not [m for m in lines if NOT_FOR_USERS.search(m)], lines
+    start = next(m for m in lines if m.startswith("velocity: tracking ref.tif"))
+    assert "128×128 px, chips of 32 px, search ±6 px, every 16 px" in start
+    assert any(re.fullmatch(r"velocity: \d+ nodes tracked in \d+\.\d s", m) for m in lines)
+    assert lines[-1].startswith("velocity: done in ")
+    for p in res.outputs:
+        assert any(str(p) in m for m in lines), p
+
+    capsys.readouterr()
+    assert main(["-q", "velocity", str(ref), str(sec), "-o", str(tmp_path / "w"), "--chip",
+                 "32", "--search", "6", "--step", "16", "--dt-days", "10", "--no-quicklook",
+                 "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["report"]["time"]["dt_days"] == 10 and r["report"]["units"]["velocity"] == "m/yr"
+    assert {Path(p).name for p in r["outputs"]} >= {"velocity.tif", "report.json"}

@@ -203,6 +203,8 @@ def indicators_cmd(
     links: Path | None = typer.Option(None, "--links", help="WGMS rgi_wgms_links CSV."),
     units: Literal["auto", "mm", "m"] = typer.Option("auto", "--units", help="auto | mm | m."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing OUT."),
+    as_json: bool = typer.Option(False, "--json", help="Print the counts and OUT as one JSON "
+                                 "object."),
 ) -> None:
     """ELA (and AAR with a hypsometry) per glacier-year from elevation-band profiles."""
     from glacierkit.massbalance import (
@@ -233,5 +235,11 @@ def indicators_cmd(
     pr = read_profiles(profiles, units=units)  # type: ignore[arg-type]
     table = profile_indicators(pr, hyps)
     write_csv(out, table, overwrite=overwrite)
+    if as_json:
+        typer.echo(json.dumps({"out": str(out), "glacier_years": len(table),
+                               "glaciers": int(table["glacier_id"].nunique()),
+                               "with_aar": int(table["aar"].notna().sum()),
+                               "with_ela": int(table["ela_m"].notna().sum())}))
+        return
     Console().print(f"{len(table)} glacier-year(s) of {table['glacier_id'].nunique()} "
                     f"glacier(s), AAR for {int(table['aar'].notna().sum())} → {out}")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Literal
 
 import typer
 from rich.console import Console
 
+from glacierkit._json import jsonable
 from glacierkit.cli.main import app, require
 from glacierkit.errors import InputError
 from glacierkit.velocity.dates import parse_time
@@ -67,6 +69,8 @@ def velocity(
         None, "--max-memory",
         help="Working-memory budget of the tracking, e.g. 4GB or 512MiB (default: half the "
              "available memory); larger searches run in smaller batches."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report (as report.json) "
+                                 "and the written files as one JSON object."),
 ) -> None:
     """Track features between two images; write velocity, displacement, quality, report."""
     require(dt_days is None or dt_days > 0, "--dt-days",
@@ -84,6 +88,10 @@ def velocity(
                        align="reference" if align else None,
                        units=units, band=band, pixel_size_m=pixel_size,  # type: ignore[arg-type]
                        quicklook=not no_quicklook, overwrite=overwrite, max_memory=max_memory)
+    if as_json:
+        typer.echo(json.dumps(jsonable({"outputs": [str(p) for p in res.outputs],
+                                        "report": res.report})))
+        return
     counts = res.report["status_counts"]
     total = sum(counts.values())
     con = Console()

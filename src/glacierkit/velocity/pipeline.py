@@ -235,9 +235,13 @@ def run_velocity(reference: str | os.PathLike[str], secondary: str | os.PathLike
     if ignore is not None:
         ignore_mask = rasterize(read_vector(ignore), ref.grid, all_touched=True,
                                 name=f"ignore polygons {Path(ignore).name}").astype(bool)
+    log.info("velocity: tracking %s (%s) on %d×%d px, chips of %d px, search ±%d px, every "
+             "%d px", Path(reference).name, kind, ref.grid.width, ref.grid.height,
+             params.chip_size_px, params.search_px, params.step_px)
     tracked = track_pair(ref, sec, params, kind=kind, speckle_filter=speckle_filter,
                          ignore=ignore_mask, workers=workers, max_memory=budget)
     res = tracked.result
+    log.info("velocity: %d nodes tracked in %.1f s", res.status.size, tracked.seconds)
     dx_px, dy_px, status = res.dx_px, res.dy_px, res.status
     filter_log: list[Any] = []
     if filters is not None:
@@ -302,6 +306,7 @@ def run_velocity(reference: str | os.PathLike[str], secondary: str | os.PathLike
                             units=units, title=title, overwrite=False)
         report["seconds"] = round(time.perf_counter() - t0, 2)
         write_report(products.path("report.json"), report, overwrite=False)
+    log.info("velocity: done in %.1f s → %s", time.perf_counter() - t0, out)
     return VelocityResult(out, list(products.targets.values()), report)
 
 
