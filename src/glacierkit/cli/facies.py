@@ -242,6 +242,7 @@ def predict(
     try:
         res = classify_scene(bundle, sources, out, outlines=outlines, id_field=id_field,
                              majority=majority, backend=backend, overwrite=overwrite,
+                             progress=True,
                              allow_domain_shift=allow_domain_shift, max_memory=max_memory)
     except GridMismatchError as e:  # this command has no --align
         e.cli_hint = "Fix: resample the DEM onto the scene grid beforehand (e.g. gdalwarp)."
