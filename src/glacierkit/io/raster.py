@@ -144,17 +144,24 @@ def _dataset_grid(ds: Any, path: Path, crs: CRS | None,
     if has_transform:
         if crs is None:
             raise CRSError(
-                f"{path} has a geotransform but no CRS (unknown CRS). Pass crs= with the "
-                f"correct CRS (EPSG code, WKT, or a .prj file such as a companion shapefile's), "
-                f"CLI: --crs; glacierkit never guesses a CRS."
+                f"{path} has a geotransform but no CRS (unknown CRS); glacierkit never guesses "
+                f"a CRS.",
+                hint="Pass crs= with the correct CRS (EPSG code, WKT, or a .prj file such as a "
+                     "companion shapefile's).",
+                cli_hint="Assign the correct CRS to the file (e.g. gdal_edit.py -a_srs "
+                         "EPSG:32607 FILE) and run again.",
             )
         return Grid(crs=crs, transform=ds.transform, shape=(ds.height, ds.width))
     # No georeferencing at all: a plain image.
     if pixel_size_m is None:
         raise CRSError(
-            f"{path} ({ds.driver}) is not georeferenced. Pass pixel_size_m= (ground size of one "
-            f"pixel in metres; CLI: --pixel-size) to open it on a pixel grid; outputs will then "
-            f"not be georeferenced."
+            f"{path} ({ds.driver}) is not georeferenced.",
+            hint="Pass pixel_size_m= (ground size of one pixel in metres) to open it on a pixel "
+                 "grid; outputs will then not be georeferenced.",
+            cli_hint="Georeference the file (e.g. gdal_translate -a_srs EPSG:32607 -a_ullr "
+                     "...), or, with glacierkit velocity, pass --pixel-size (ground size of one "
+                     "pixel in metres) to track on a pixel grid; outputs will then not be "
+                     "georeferenced.",
         )
     log.warning("%s is not georeferenced: using a pixel grid of %g m; outputs derived from it "
                 "will not be georeferenced.", path, pixel_size_m)
