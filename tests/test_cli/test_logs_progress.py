@@ -281,3 +281,22 @@ def test_velocity_logs_its_stages_and_prints_json(tmp_path, caplog, capsys):
     r = json.loads(capsys.readouterr().out)
     assert r["report"]["time"]["dt_days"] == 10 and r["report"]["units"]["velocity"] == "m/yr"
     assert {Path(p).name for p in r["outputs"]} >= {"velocity.tif", "report.json"}
+
+
+def test_facies_patch_cnn_logs_one_line_per_fit(torch_one_thread, caplog):
+    from glacierkit.facies.models import PatchNet
+
+    rng = np.random.default_rng(2)
+    y = rng.integers(0, 3, 96)
+    spectra = (rng.normal(0, 0.3, (96, 4)) + np.linspace(-2, 2, 3)[y][:, None]).astype(
+        np.float32)
+    caplog.set_level(logging.INFO)
+    PatchNet(n_classes=3, group_channels=(4,), size="pixel", epochs=3, batch_size=32,
+             overrides={"widths": [8, 8], "dilations": [1, 1]},
+             accelerator="cpu").fit(spectra, y)
+    lines = _info_lines(caplog)
+    assert not [m for m in lines if NOT_FOR_USERS.search(m) or "glacierkit-facies" in m], lines
+    assert not [m for m in lines if m.startswith(("epoch ", "training "))], lines
+    ours = [m for m in lines if m.startswith("patch CNN")]
+    assert len(ours) == 1 and "96 samples: 3 epoch(s), final train loss " in ours[0]
+    assert logging.getLogger("glacierkit.dl.train").level == logging.NOTSET  # restored

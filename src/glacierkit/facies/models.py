@@ -310,11 +310,23 @@ class PatchNet:
                           aux_weights=(), seed=self.seed, accelerator=self.accelerator,
                           progress=progress)
         model.valid_padding = True
+        # Cross-validation fits this network once per fold: the per-epoch lines of
+        # glacierkit.dl.train (and its temporary checkpoint folder) only with DEBUG logging;
+        # one line per fit here instead.
+        train_log = logging.getLogger("glacierkit.dl.train")
+        old_level = train_log.level
+        if not train_log.isEnabledFor(logging.DEBUG):
+            train_log.setLevel(logging.WARNING)
         try:
             with tempfile.TemporaryDirectory(prefix="glacierkit-facies-") as tmp:
                 res = fit(model, ds, None, cfg, out_dir=out_dir or tmp, overwrite=True)
         finally:
             model.valid_padding = False
+            train_log.setLevel(old_level)
+        last = res.history[-1] if res.history else {}
+        log.info("patch CNN (%s) trained on %d samples: %d epoch(s), final train loss %.4g, "
+                 "%.1f s", self.size, y.size, res.epochs, last.get("train_loss", float("nan")),
+                 res.wall_time_s)
         self.model = res.model.eval()
         self.history = res.history
         return self
