@@ -195,7 +195,7 @@ def test_not_a_facies_model(setup: dict, tmp_path: Path) -> None:
 
     b = load_bundle(setup["model"])
     other = dataclasses.replace(b, task="mapping")
-    with pytest.raises(InputError, match="is a mapping model.*use `glacierkit map predict`"):
+    with pytest.raises(InputError, match=r"is a mapping model.*use `glacierkit map predict`"):
         classify_scene(other, {"optical": setup["scene"]}, tmp_path)
 
 
