@@ -1,6 +1,7 @@
 # glacierkit — the two set-up commands of the README:
 #   make demo   creates .venv, installs glacierkit (with the dl extra), runs the demo on the real example data
-#   make test   creates .venv, installs glacierkit with the dl and dev extras, runs the test suite
+#   make test   creates .venv, installs glacierkit with the dl, dev and docs extras, runs the test suite
+#   make docs   builds the documentation site into site/ (MkDocs, warnings are errors)
 #   make test-threads  reruns the tests that compare floats across code paths with 1 and with 2
 #               BLAS/OpenMP/torch threads forced (results must not depend on the thread count)
 # The dl extra pins torch==2.13.0 (a CPU build is served from the local wheel index).
@@ -10,14 +11,14 @@ BIN    := $(VENV)/bin
 DEMO_OUT ?= demo-output
 PYTEST_ARGS ?= -n 2 -m "not slow"
 
-.PHONY: demo test test-threads test-slow install lint bench clean
+.PHONY: demo test test-threads test-slow install lint docs bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e ".[dl,dev]"
+	$(BIN)/python -m pip install --quiet -e ".[dl,dev,docs]"
 	touch $@
 
 install: $(VENV)/.installed
@@ -50,10 +51,14 @@ test-slow: install
 lint: install
 	$(BIN)/ruff check src tests $(wildcard benchmarks)
 
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet -d site
+
 bench: install
 	$(BIN)/python benchmarks/tiling_memory.py
 	$(BIN)/python benchmarks/velocity_speed.py
 	$(BIN)/python benchmarks/inference_speed.py
+	$(BIN)/python benchmarks/velocity_memory.py
 
 clean:
-	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(DEMO_OUT) site .pytest_cache .ruff_cache .hypothesis
