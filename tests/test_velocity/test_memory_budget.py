@@ -105,14 +105,18 @@ def test_node_bytes__bounds_measured_peak(textured, method, chip, radius, n, chu
 def test_batch_plan__within_budget_and_capped():
     per_batch, per_chunk = node_bytes(32, 200, "ncc")
     extra = radius_bytes(32, 200)
-    for budget in (10**8, 5 * 10**8, 3 * 10**9):
+    for budget in (10**8, 5 * 10**8, 3 * 10**9, 10**11):
         for workers in (1, 2):
             n, chunk = batch_plan(budget, 32, 200, "ncc", limit=1024, workers=workers)
+            share = min((budget - extra) // workers, kernels.MAX_BATCH_BYTES)
             assert 1 <= chunk <= n <= 1024
-            assert workers * (n * per_batch + chunk * per_chunk) + extra <= budget
+            assert n * per_batch + chunk * per_chunk <= share
             # one more node would not fit
-            assert workers * ((n + 1) * per_batch + min(n + 1, 256) * per_chunk) + extra > budget
+            assert (n + 1) * per_batch + min(n + 1, 256) * per_chunk > share
     assert batch_plan(10**12, 32, 4, "ncc", limit=1024) == (1024, 256)
+    # A node larger than the batch cap still runs alone when the budget allows it.
+    assert sum(node_bytes(32, 3000, "ncc")) > kernels.MAX_BATCH_BYTES
+    assert batch_plan(10**11, 32, 3000, "ncc", limit=1024) == (1, 1)
     with pytest.raises(MemoryBudgetError, match="--search"):
         batch_plan(10**6, 32, 200, "ncc", limit=1024)
 
