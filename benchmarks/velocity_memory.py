@@ -57,13 +57,15 @@ def run_once(data: Path, search: int, budget: str | None, out: Path) -> dict:
     if budget is not None:
         cmd += ["--max-memory", budget]
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - t0
-    err = proc.stderr.read().decode() if proc.stderr else ""
+    with tempfile.TemporaryFile() as sink:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=sink)
+        _, status, usage = os.wait4(proc.pid, 0)  # this child's own rusage
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        seconds = time.perf_counter() - t0
+        sink.seek(0)
+        err = sink.read().decode(errors="replace")
     row: dict = {"search_px": search, "budget": budget or "default", "seconds": round(seconds, 1),
-                 "peak_rss_bytes": usage.ru_maxrss * 1024,
-                 "exit_code": os.waitstatus_to_exitcode(status)}
+                 "peak_rss_bytes": usage.ru_maxrss * 1024, "exit_code": proc.returncode}
     if row["exit_code"] != 0:
         row["error"] = err.strip().splitlines()[-1] if err.strip() else "?"
         return row

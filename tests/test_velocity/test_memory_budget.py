@@ -262,10 +262,12 @@ def test_cli_velocity__search_400_stays_within_budget(yahtse: Path, tmp_path):
     cmd = [sys.executable, "-c", "from glacierkit.cli.main import run; run()", "velocity",
            str(yahtse / REFERENCE_TIF), str(yahtse / SECONDARY_TIF), "-o", str(out),
            "--search", "400", "--max-memory", "1GB", "--no-quicklook"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    stderr = proc.stderr.read().decode() if proc.stderr else ""
-    assert os.waitstatus_to_exitcode(status) == 0, stderr
+    log = tmp_path / "log.txt"
+    with log.open("wb") as sink:
+        proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(proc.pid, 0)  # the child's own rusage
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    assert proc.returncode == 0, log.read_text()
     peak = usage.ru_maxrss * 1024  # kB on Linux
     report = json.loads((out / "report.json").read_text())
     mem = report["tracking"]["memory"]
