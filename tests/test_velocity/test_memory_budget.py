@@ -22,8 +22,6 @@ from glacierkit.velocity._surface import _corner_dft
 from glacierkit.velocity.kernels import batch_plan, match, node_bytes, radius_bytes
 from glacierkit.velocity.pipeline import TrackingParams, run_velocity
 
-FIELDS = ("dy_px", "dx_px", "peak_corr", "snr", "peak_ratio", "status")
-
 
 # ------------------------------------------------------------------------- glacierkit.memory
 @pytest.mark.parametrize(("text", "expected"), [
@@ -167,9 +165,19 @@ def test_match__results_do_not_depend_on_batches(textured, kw):
     for extra in ({"batch_size": 1}, {"batch_size": 7}, {"max_memory": small},
                   {"batch_size": 7, "workers": 2}):
         other = match(ref, sec, step_px=6, **kw, **extra)
-        for name in FIELDS:
-            np.testing.assert_array_equal(getattr(other, name), getattr(base, name),
-                                          err_msg=f"{name} with {extra}")
+        # Statuses must be identical. The float fields come from complex64 GEMMs (inverse DFT
+        # corner) whose blocking, and so summation order, depends on the number of rows (the
+        # batch) with some BLAS kernels (OpenBLAS Haswell/Zen): ~K = 25 float32 products per
+        # output, relative error ≲ 1e-6 (measured 4.8e-7 absolute on an SNR of 7.4). rtol 1e-5
+        # covers it; offsets (px) move by ≲ 1e-4 px through the sub-pixel fit (see
+        # test_kernels.py), while a wrong batch assignment moves them by ≫ 1e-2 px.
+        np.testing.assert_array_equal(other.status, base.status, err_msg=f"status with {extra}")
+        for name in ("dy_px", "dx_px"):
+            np.testing.assert_allclose(getattr(other, name), getattr(base, name), rtol=0,
+                                       atol=1e-4, err_msg=f"{name} with {extra}")
+        for name in ("peak_corr", "snr", "peak_ratio"):
+            np.testing.assert_allclose(getattr(other, name), getattr(base, name), rtol=1e-5,
+                                       atol=0, err_msg=f"{name} with {extra}")
     chunked = match(ref, sec, step_px=6, **kw, max_memory=small).settings["memory"]
     assert max(s["chunk"] for s in chunked["searches"]) < 256  # small chunks were exercised
 
