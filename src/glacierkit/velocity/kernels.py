@@ -730,7 +730,8 @@ def match(reference: np.ndarray, secondary: np.ndarray, *, chip_size_px: int = 3
             this are LOW_TEXTURE (a floor of 1e-5 × the image scale always applies).
         batch_size: Largest number of nodes per vectorised batch; batches are smaller where
             ``max_memory`` needs it. The FFTs run on chunks of up to 256 nodes inside a batch.
-            Results do not depend on it.
+            Statuses do not depend on it; offsets and scores only at float32 rounding level
+            (≲ 1e-4 px; some BLAS kernels block the inverse-DFT products by row count).
         workers: Threads; batches of nodes are matched in parallel (results do not depend on
             it).
         edge_research: Re-search nodes whose peak lies on the border of the finest search
@@ -748,7 +749,8 @@ def match(reference: np.ndarray, secondary: np.ndarray, *, chip_size_px: int = 3
             (:func:`image_bytes`) are counted first; the rest sizes the batches and FFT
             chunks of every search (pyramid levels, EDGE re-search, ``workers`` batches at a
             time) from a per-node model (:func:`node_bytes`). Default: half the available
-            memory (:func:`glacierkit.memory.default_budget`). Results do not depend on it.
+            memory (:func:`glacierkit.memory.default_budget`). Results depend on it only as
+            on ``batch_size``.
             ``settings["memory"]`` reports the budget, the batch sizes and the process RSS
             when matching started.
 
