@@ -226,7 +226,8 @@ def _step_mapping(out: Path) -> tuple[list[Path], dict[str, Any], list[str]]:
                tdir / "reliability.png", png, bdir / "classes.tif", bdir / "outlines.gpkg"]
     notes = ["Trained on the western part of the scene, tested on the eastern part (never "
              "trained on; calibration chosen on the validation strip between them). A short "
-             "demo schedule: see the README for the longer benchmark and the ResU-Net."]
+             "demo schedule: the Everest validation page of the documentation has the longer "
+             "benchmark and the ResU-Net."]
     return outputs, numbers, notes
 
 
