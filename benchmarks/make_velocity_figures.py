@@ -1,4 +1,4 @@
-"""README figures of the velocity pipeline on the real Yahtse pair (PNG, ≤ 200 KB each).
+"""Documentation figures of the velocity pipeline on the real Yahtse pair (PNG, ≤ 200 KB each).
 
 Writes into ``docs/figures/`` (``--out``):
 
