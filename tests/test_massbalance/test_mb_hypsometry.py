@@ -58,7 +58,7 @@ def test_rgi_csv__bands_are_centres_and_per_mille(tmp_path: Path):
     np.testing.assert_allclose(h.upper_m, [100, 150])
     np.testing.assert_allclose(h.area_km2, [0.5, 1.5])
     assert Hypsometry.from_rgi_csv(p, "RGI50-11.00002_d01").total_km2 == pytest.approx(1.0)
-    with pytest.raises(InputError, match="[Pp]ass rgi_id"):
+    with pytest.raises(InputError, match=r"[Pp]ass rgi_id"):
         Hypsometry.from_rgi_csv(p)
     with pytest.raises(InputError, match="not in"):
         Hypsometry.from_rgi_csv(p, "RGI50-11.99999")
