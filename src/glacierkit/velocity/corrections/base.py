@@ -415,7 +415,10 @@ class Correction(ABC):
         cx, cy = cx.astype(_out_dtype(dx)), cy.astype(_out_dtype(dy))
         self._stats = {"before": stable_stats(dxf, dyf, mask, units=units),
                        "after": stable_stats(cx, cy, mask, units=units)}
-        log.info("%s fitted on %d stable nodes: %s", self.name, self._n_fit, self._params())
+        params = self._params()
+        log.info("%s fitted on %d stable nodes: %s", self.name, self._n_fit,
+                 _summarise_params(params))
+        log.debug("%s parameters: %s", self.name, params)
         return self
 
     def _select(self, dx: np.ndarray, dy: np.ndarray, mask: np.ndarray,
@@ -522,6 +525,26 @@ class Correction(ABC):
     def __repr__(self) -> str:
         state = "fitted" if self._fitted else "not fitted"
         return f"{self.name}(min_stable={self.min_stable}, {state})"
+
+
+def _summarise_params(params: dict[str, Any]) -> str:
+    """One readable line of fitted terms per component: ``dx: shift 0.101 ± 0.0024 px; ...``.
+
+    The full parameter dict (for ``report.json``) is logged at DEBUG level.
+    """
+    parts = []
+    for comp in ("dx", "dy"):
+        p = params.get(comp)
+        if not isinstance(p, dict) or not isinstance(p.get("terms"), dict):
+            continue
+        terms = ", ".join(
+            f"{name} {t['value']:.3g} ± {t['stderr']:.2g} {t.get('unit', '')}".rstrip()
+            for name, t in p["terms"].items()
+            if isinstance(t, dict) and "value" in t and "stderr" in t)
+        nmad = p.get("residual_nmad")
+        tail = f" (residual NMAD {nmad:.3g})" if isinstance(nmad, float) else ""
+        parts.append(f"{comp}: {terms}{tail}")
+    return "; ".join(parts) if parts else "see report.json"
 
 
 class CorrectionPipeline(Correction):
