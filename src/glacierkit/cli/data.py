@@ -66,13 +66,14 @@ def list_(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> 
 
 
 @data_app.command("fetch")
-def fetch(name: str = typer.Argument(..., help="Dataset name (see `glacierkit data list`).")
+def fetch(name: str = typer.Argument(..., metavar="NAME",
+                                     help="Dataset name (see `glacierkit data list`).")
           ) -> None:
     """Download a dataset into the user cache (pinned URLs, sha256-checked)."""
     typer.echo(str(examples.fetch(name, progress=True)))
 
 
 @data_app.command("path")
-def path(name: str = typer.Argument(..., help="Dataset name.")) -> None:
+def path(name: str = typer.Argument(..., metavar="NAME", help="Dataset name.")) -> None:
     """Print the folder of a dataset (never downloads)."""
     typer.echo(str(examples.path(name)))

@@ -32,7 +32,8 @@ app.add_typer(facies_app, name="facies")
 
 @facies_app.command("train")
 def train(
-    config: Path = typer.Argument(None, help="TOML config (see --template-config)."),
+    config: Path = typer.Argument(None, metavar="CONFIG",
+                                  help="TOML config (see --template-config)."),
     out: Path = typer.Option(None, "--out", "-o",
                              help="Output folder (default: next to the config, 'facies_run')."),
     template_config: bool = typer.Option(False, "--template-config",
@@ -86,7 +87,8 @@ def _print_scores(report: dict) -> None:
 
 @facies_app.command("clean")
 def clean(
-    labels: Path = typer.Argument(..., help="Point labels with sampled band values (CSV, GPKG)."),
+    labels: Path = typer.Argument(..., metavar="LABELS",
+                                  help="Point labels with sampled band values (CSV, GPKG)."),
     bands: str = typer.Option(..., "--bands", help="Comma-separated band columns."),
     out: Path = typer.Option(..., "--out", "-o", help="Output CSV of the retained labels."),
     vocabulary: str = typer.Option(None, "--vocabulary",
@@ -191,8 +193,10 @@ def read_table(path: Path) -> pd.DataFrame:
 
 @facies_app.command("predict")
 def predict(
-    model: Path = typer.Argument(..., help="Facies model file (.gkm) from facies train."),
-    scene: Path = typer.Argument(..., help="Optical raster: the model's bands, in its order."),
+    model: Path = typer.Argument(..., metavar="MODEL",
+                                 help="Facies model file (.gkm) from facies train."),
+    scene: Path = typer.Argument(..., metavar="SCENE",
+                                 help="Optical raster: the model's bands, in its order."),
     outlines: Path = typer.Option(None, "--outlines",
                                   help="Glacier outlines (any vector format and CRS); "
                                   "without them the whole valid scene is one glacier."),

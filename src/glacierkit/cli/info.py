@@ -41,7 +41,8 @@ def _crs_units(crs: str | None) -> str:
 
 @app.command()
 def info(
-    path: Path = typer.Argument(..., help="Raster (GeoTIFF, PNG, ...), vector or model "
+    path: Path = typer.Argument(..., metavar="PATH",
+                                help="Raster (GeoTIFF, PNG, ...), vector or model "
                                 "(.gkm) file."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:

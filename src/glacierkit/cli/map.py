@@ -60,7 +60,8 @@ def parse_sources(items: list[str], groups: list[str]) -> dict[str, list[str]]:
 
 @map_app.command("train")
 def train(
-    config: Path | None = typer.Argument(None, help="TOML config (see --template-config)."),
+    config: Path | None = typer.Argument(None, metavar="CONFIG",
+                                         help="TOML config (see --template-config)."),
     template_config: bool = typer.Option(False, "--template-config",
                                          help="Print a commented template config and exit."),
     out: Path | None = typer.Option(None, "--out", "-o",
@@ -138,8 +139,9 @@ def train_tables(report: dict[str, Any], *, arch: str, size: str, strategy: str)
 
 @map_app.command("predict")
 def predict(
-    model: Path = typer.Argument(..., help="Model file (.gkm) from map train."),
-    sources: list[str] = typer.Argument(..., help="GROUP=FILE[,FILE...] per source group."),
+    model: Path = typer.Argument(..., metavar="MODEL", help="Model file (.gkm) from map train."),
+    sources: list[str] = typer.Argument(..., metavar="SOURCES",
+                                        help="GROUP=FILE[,FILE...] per source group."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder (created)."),
     backend: Literal["auto", "onnx", "torch"] = typer.Option(
         "auto", "--backend", help="auto (torch on CUDA, else ONNX Runtime) | onnx | torch."),
@@ -205,8 +207,9 @@ def predict(
 
 @map_app.command("evaluate")
 def evaluate(
-    pred: Path = typer.Argument(..., help="Predicted classes (GeoTIFF) or outlines (GPKG/SHP)."),
-    ref: Path = typer.Argument(..., help="Reference classes or outlines."),
+    pred: Path = typer.Argument(..., metavar="PRED",
+                                help="Predicted classes (GeoTIFF) or outlines (GPKG/SHP)."),
+    ref: Path = typer.Argument(..., metavar="REF", help="Reference classes or outlines."),
     positive: int = typer.Option(1, "--positive", help="Glacier class value in rasters."),
     resolution: float = typer.Option(10.0, "--resolution",
                                      help="Grid (m) for two outline files (> 0)."),
@@ -249,7 +252,8 @@ def evaluate(
 
 @map_app.command("baseline")
 def baseline(
-    sources: list[str] = typer.Argument(..., help="Raster files on one grid, their bands named "
+    sources: list[str] = typer.Argument(..., metavar="SOURCES",
+                                        help="Raster files on one grid, their bands named "
                                         "by --bands or by their band descriptions."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder (created)."),
     bands: list[str] | None = typer.Option(

@@ -150,9 +150,11 @@ def fit_report(indicators: Path, mb_tables: list[Path], *, indicator: list[str] 
 
 @mb_app.command("fit")
 def fit(
-    indicators: Path = typer.Argument(..., help="CSV: glacier id (WGMS/RGI id or name), year, "
+    indicators: Path = typer.Argument(..., metavar="INDICATORS",
+                                      help="CSV: glacier id (WGMS/RGI id or name), year, "
                                       "indicator columns."),
-    mb_tables: list[Path] = typer.Argument(..., help="WGMS mbdata CSVs, generic balance CSVs "
+    mb_tables: list[Path] = typer.Argument(..., metavar="MB_TABLES",
+                                           help="WGMS mbdata CSVs, generic balance CSVs "
                                            "or folders."),
     indicator: list[str] = typer.Option(None, "--indicator", "-i",
                                         help="Indicator column(s) (default: every numeric one)."),
@@ -193,7 +195,8 @@ def fit(
 
 @mb_app.command("indicators")
 def indicators_cmd(
-    profiles: list[Path] = typer.Argument(..., help="WGMS profile_*.csv files or folders."),
+    profiles: list[Path] = typer.Argument(..., metavar="PROFILES",
+                                          help="WGMS profile_*.csv files or folders."),
     out: Path = typer.Option(..., "--out", "-o", help="Output CSV."),
     rgi_hypsometry: Path | None = typer.Option(None, "--rgi-hypsometry",
                                                help="RGI *_hypso.csv (needs --links)."),

@@ -30,9 +30,11 @@ def _is_date(text: str) -> bool:
 
 @app.command()
 def velocity(
-    reference: Path = typer.Argument(..., help="Earlier image (GeoTIFF; optical pan/NIR or "
+    reference: Path = typer.Argument(..., metavar="REFERENCE",
+                                     help="Earlier image (GeoTIFF; optical pan/NIR or "
                                      "SAR amplitude)."),
-    secondary: Path = typer.Argument(..., help="Later image on the same grid."),
+    secondary: Path = typer.Argument(..., metavar="SECONDARY",
+                                     help="Later image on the same grid."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
     chip: int = typer.Option(32, "--chip", min=4, help="Chip size (px)."),
     search: int = typer.Option(32, "--search", min=0, help="Search range ± (px)."),

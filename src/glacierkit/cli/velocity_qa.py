@@ -100,7 +100,7 @@ def _known_units(units: str) -> bool:
 def velocity_qa(
     vx: Path = typer.Argument(..., metavar="VX", help="East velocity component (GeoTIFF; "
                               "or glacierkit's velocity.tif, band vx)."),
-    vy: Path | None = typer.Argument(None, metavar="[VY]",
+    vy: Path | None = typer.Argument(None, metavar="VY",
                                      help="North velocity component (same grid); not needed "
                                      "when VX is glacierkit's velocity.tif (bands vx, vy)."),
     stable: Path = typer.Option(..., "--stable", help="Stable-ground polygons."),
