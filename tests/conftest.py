@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import rasterio
 from affine import Affine
+from hypothesis import settings
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -22,6 +23,11 @@ def _shared_data() -> Path | None:
 
 
 SHARED = _shared_data()
+
+# Property tests explore random examples locally; CI (HYPOTHESIS_PROFILE=ci, set by .ci/run)
+# runs a fixed, reproducible set so that a result never depends on the run's luck.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 @pytest.fixture(scope="session")

@@ -29,4 +29,9 @@ def test_shift_recovered_and_swap_negates(dy, dx, seed):
     assert ok.sum() >= 25
     for f, b, true in ((fwd.dy_px[ok], bwd.dy_px[ok], dy), (fwd.dx_px[ok], bwd.dx_px[ok], dx)):
         assert abs(np.median(f) - true) < 0.02
-        assert np.median(np.abs(f + b)) < 0.01
+        # f + b = e(s) + e(-s), where e is the sub-pixel estimator's periodic (pixel-locking)
+        # error, largest near quarter-pixel shifts: at most twice its amplitude. Measured on
+        # 150 random cases of this texture: median 0.0045 px, max 0.0082 px; at exactly
+        # ±0.25 px up to 0.0101 px (the old 0.01 px bound failed there). A swap or sign bug
+        # gives |f + b| ≈ 2 |s|, far above 0.015 px for any shift beyond 0.01 px.
+        assert np.median(np.abs(f + b)) < 0.015
