@@ -56,6 +56,31 @@ def write_tif(path: Path, data: np.ndarray, *, crs: str | None = "EPSG:32607",
     return path
 
 
+def write_optical_scene(folder: Path, h: int = 96, w: int = 128) -> tuple[Path, Path]:
+    """A 4-band uint8 optical scene (a bright disc of ice) as ``rgb.tif`` + ``nir.tif``.
+
+    Returns the two paths, in ``folder``; EPSG:32645, 30 m pixels.
+    """
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:h, 0:w]
+    ice = ((yy - 40) ** 2 + (xx - 60) ** 2 < 30**2).astype(np.float32)
+    bands = np.clip(np.stack([40 + 150 * ice + 8 * rng.standard_normal((h, w))
+                              for _ in range(4)]), 0, 255).astype(np.uint8)
+    profile = {"driver": "GTiff", "height": h, "width": w, "dtype": "uint8",
+               "crs": "EPSG:32645", "transform": Affine(30, 0, 470000, 0, -30, 3100000)}
+    with rasterio.open(folder / "rgb.tif", "w", count=3, **profile) as ds:
+        ds.write(bands[:3])
+    with rasterio.open(folder / "nir.tif", "w", count=1, **profile) as ds:
+        ds.write(bands[3:])
+    return folder / "rgb.tif", folder / "nir.tif"
+
+
+@pytest.fixture
+def optical_scene(tmp_path: Path) -> tuple[Path, Path]:
+    """:func:`write_optical_scene` in ``tmp_path``: ``(rgb.tif, nir.tif)``."""
+    return write_optical_scene(tmp_path)
+
+
 @pytest.fixture
 def tif_factory(tmp_path: Path):
     def make(name: str, data: np.ndarray, **kw) -> Path:

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import rasterio
 from affine import Affine
 
 TEST_DL = Path(__file__).resolve().parents[1] / "test_dl"
@@ -114,26 +113,11 @@ def test_training_verbose_shows_lightning_messages_once(
 
 
 # ------------------------------------------------------------------ tiled runs and prediction
-def _scene(folder: Path, h: int = 96, w: int = 128) -> tuple[Path, Path]:
-    """A 4-band uint8 optical scene (bright disc = ice) split in rgb.tif and nir.tif."""
-    rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[0:h, 0:w]
-    ice = ((yy - 40) ** 2 + (xx - 60) ** 2 < 30**2).astype(np.float32)
-    bands = np.clip(np.stack([40 + 150 * ice + 8 * rng.standard_normal((h, w))
-                              for _ in range(4)]), 0, 255).astype(np.uint8)
-    profile = {"driver": "GTiff", "height": h, "width": w, "dtype": "uint8",
-               "crs": "EPSG:32645", "transform": Affine(30, 0, 470000, 0, -30, 3100000)}
-    with rasterio.open(folder / "rgb.tif", "w", count=3, **profile) as ds:
-        ds.write(bands[:3])
-    with rasterio.open(folder / "nir.tif", "w", count=1, **profile) as ds:
-        ds.write(bands[3:])
-    return folder / "rgb.tif", folder / "nir.tif"
-
-
-def test_tiled_run_logs_the_final_file_and_plain_progress(tmp_path, caplog, monkeypatch):
+def test_tiled_run_logs_the_final_file_and_plain_progress(tmp_path, optical_scene, caplog,
+                                                          monkeypatch):
     from glacierkit.tiling import run as tiling_run
 
-    rgb, _ = _scene(tmp_path)
+    rgb, _ = optical_scene
     monkeypatch.setattr(tiling_run, "PROGRESS_LOG_INTERVAL_S", 0.0)
     caplog.set_level(logging.INFO)
     out = tmp_path / "out.tif"
@@ -151,29 +135,16 @@ def test_tiled_run_logs_the_final_file_and_plain_progress(tmp_path, caplog, monk
     assert progress[0].startswith(f"tiles → out.tif: 1/{res.tiles} (")
 
 
-def test_prediction_logs_final_product_paths(torch_one_thread, tmp_path, caplog):
+def test_prediction_logs_final_product_paths(torch_one_thread, tmp_path, optical_scene, caplog):
     pytest.importorskip("onnxruntime")
-    from glacierkit.dl.bundle import bundle_from_model, register_arch, save_bundle
     from glacierkit.dl.predict import predict_scene
-    from glacierkit.dl.sources import NormStats, SourceLayout, prepare_channels
 
     if str(TEST_DL) not in sys.path:
         sys.path.insert(0, str(TEST_DL))
-    from standins import BrightStandIn
+    from standins import save_optical_standin
 
-    register_arch("bright-standin", BrightStandIn)
-    rgb, nir = _scene(tmp_path)
-    layout = SourceLayout.standard(("red", "green", "blue", "nir"))
-    with rasterio.open(rgb) as a, rasterio.open(nir) as b:
-        raw = np.concatenate([a.read(), b.read()]).astype(np.float32)
-    norm = NormStats.fit([prepare_channels(layout, [raw], pixel_size=(30.0, 30.0))],
-                         names=layout.names)
-    model = BrightStandIn(group_channels=(4,)).eval()
-    bundle = bundle_from_model(
-        model, layout=layout.to_dict(), norm=norm.to_dict(), classes=["background", "glacier"],
-        tile={"size": 64, "overlap": 16}, training={"group_dropout": 0.0},
-        model_kwargs={"group_channels": [4], "n_classes": 2, "cond_dim": 0})
-    gkm = save_bundle(tmp_path / "model.gkm", bundle)
+    rgb, nir = optical_scene
+    gkm = save_optical_standin(tmp_path / "model.gkm", rgb, nir)
     caplog.set_level(logging.INFO)
     res = predict_scene(gkm, {"optical": [rgb, nir]}, tmp_path / "pred", backend="torch",
                         progress=True)

@@ -45,3 +45,35 @@ class BrightStandIn(StandIn):
         bias = torch.cat([torch.zeros_like(x[:, :1]), 2.0 * x[:, :1] - 2.0]
                          + [torch.zeros_like(x[:, :1])] * (self.n_classes - 2), 1)
         return out + bias
+
+
+def save_optical_standin(path, rgb, nir, *, onnx: bool = False):
+    """A model file of a :class:`BrightStandIn` for an ``optical`` group red, green, blue, nir.
+
+    Normalisation statistics come from the scene ``rgb`` + ``nir`` (e.g. the ``optical_scene``
+    fixture); ``onnx`` adds the ONNX graph (needed by the ONNX Runtime backend). Returns the
+    path of the saved ``.gkm``.
+    """
+    import numpy as np
+    import rasterio
+
+    from glacierkit.dl.bundle import bundle_from_model, register_arch, save_bundle
+    from glacierkit.dl.export import export_onnx
+    from glacierkit.dl.sources import NormStats, SourceLayout, prepare_channels
+
+    register_arch("bright-standin", BrightStandIn)
+    layout = SourceLayout.standard(("red", "green", "blue", "nir"))
+    with rasterio.open(rgb) as a, rasterio.open(nir) as b:
+        raw = np.concatenate([a.read(), b.read()]).astype(np.float32)
+    norm = NormStats.fit([prepare_channels(layout, [raw], pixel_size=(30.0, 30.0))],
+                         names=layout.names)
+    torch.manual_seed(0)
+    model = BrightStandIn(group_channels=(4,)).eval()
+    graph = (export_onnx(model, group_channels=(4,), cond_dim=0, example_size=(32, 32))
+             if onnx else None)
+    bundle = bundle_from_model(
+        model, layout=layout.to_dict(), norm=norm.to_dict(), classes=["background", "glacier"],
+        tile={"size": 64, "overlap": 16}, training={"group_dropout": 0.0},
+        model_kwargs={"group_channels": [4], "n_classes": 2, "cond_dim": 0}, onnx_bytes=graph)
+    return save_bundle(path, bundle)
+
