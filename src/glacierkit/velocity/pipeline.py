@@ -13,7 +13,7 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 
@@ -316,9 +316,9 @@ def _check_run_arguments(params: TrackingParams, *, kind: str, units: str, align
     """Validate :func:`run_velocity`'s arguments before anything is read; return the budget."""
     if not isinstance(params, TrackingParams):
         raise InputError(f"params must be a TrackingParams; got {type(params).__name__}.")
-    choices = (("units", units, ("m/yr", "m/day")), ("kind", kind, ("optical", "sar")),
+    choices = (("units", units, get_args(VelocityUnits)), ("kind", kind, get_args(ImageKind)),
                ("method", params.method, METHODS),
-               ("prefilter", params.prefilter, ("none", "highpass", "wallis", "orientation")),
+               ("prefilter", params.prefilter, get_args(PrefilterName)),
                ("align", align, (None, "reference")))
     for name, val, allowed in choices:
         if val not in allowed:
