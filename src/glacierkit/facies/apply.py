@@ -487,9 +487,6 @@ def classify_scene(model: Any, sources: Mapping[str, Any], out_dir: str | os.Pat
         {k: _group_paths(v) for k, v in sources.items() if v is not None and
          k in layout.group_names},
         allow_domain_shift=allow_domain_shift, model_name=str(bundle.path or "the model"))
-    if bundle.calibration is None:
-        log.info("the facies model holds no calibration map: confidence.tif is the "
-                 "uncalibrated maximum class probability")
 
     # Outlines first: a wrong file fails before the model runs.
     grid0 = _scene_grid(sources, align)
