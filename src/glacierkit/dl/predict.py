@@ -1201,7 +1201,12 @@ def _empty_result_warnings(class_counts: Mapping[str, int], names: Sequence[str]
 
 def _write_outlines(classes: np.ndarray, grid: Grid, names: Sequence[str], path: Path,
                     min_area_km2: float) -> tuple[Path, int]:
-    from glacierkit.io.vector import footprint_frame, polygonize, write_outlines
+    from glacierkit.io.vector import (
+        drop_small_outlines,
+        footprint_frame,
+        polygonize,
+        write_outlines,
+    )
 
     keep = _outline_classes(names)
     ignore = tuple(i for i in range(len(names)) if i not in keep)
@@ -1211,8 +1216,7 @@ def _write_outlines(classes: np.ndarray, grid: Grid, names: Sequence[str], path:
         _drop_small_regions(classes, grid, keep, min_area_km2)
     gdf = polygonize(classes, grid, class_names=dict(enumerate(names)), ignore=ignore,
                      nodata=CLASS_NODATA)
-    if min_area_km2 > 0 and len(gdf):
-        gdf = gdf[gdf["area_km2"] >= min_area_km2].reset_index(drop=True)
+    gdf, _ = drop_small_outlines(gdf, min_area_km2)
     write_outlines(gdf, path, footprint=footprint)
     return path, len(gdf)
 

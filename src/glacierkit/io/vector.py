@@ -196,6 +196,31 @@ def area_km2(gdf: gpd.GeoDataFrame) -> np.ndarray:
     return shapely.area(gdf.geometry.values) * unit**2 / 1e6
 
 
+def drop_small_outlines(gdf: gpd.GeoDataFrame, min_area_km2: float
+                        ) -> tuple[gpd.GeoDataFrame, dict[str, float | int]]:
+    """Drop outline polygons smaller than ``min_area_km2``.
+
+    Args:
+        gdf: Polygons with an ``area_km2`` column (:func:`polygonize`).
+        min_area_km2: Smallest polygon kept (km²; 0 keeps all).
+
+    Returns:
+        ``(kept, info)``; ``info`` holds ``min_area_km2``, ``n_small_dropped`` and
+        ``small_dropped_km2`` (their area).
+    """
+    if min_area_km2 < 0:
+        raise InputError(f"min_area_km2 must be >= 0 (km²; 0 keeps every polygon); got "
+                         f"{min_area_km2}.")
+    small = (gdf["area_km2"] < min_area_km2).to_numpy() if len(gdf) else np.zeros(0, bool)
+    info = {"min_area_km2": float(min_area_km2), "n_small_dropped": int(small.sum()),
+            "small_dropped_km2": float(gdf["area_km2"][small].sum()) if small.any() else 0.0}
+    if small.any():
+        log.info("dropped %d outline polygon(s) smaller than %g km² (%.3f km² together)",
+                 info["n_small_dropped"], min_area_km2, info["small_dropped_km2"])
+        gdf = gdf[~small].reset_index(drop=True)
+    return gdf, info
+
+
 def polygonize(classes: np.ndarray, grid: Grid, *, class_names: Mapping[int, str] | None = None,
                ignore: tuple[int, ...] = (0,), nodata: int | None = None,
                connectivity: int = 4) -> gpd.GeoDataFrame:

@@ -28,7 +28,7 @@ from scipy import ndimage
 
 from glacierkit.errors import InputError
 from glacierkit.io.products import reports_output
-from glacierkit.io.vector import MIN_AREA_KM2
+from glacierkit.io.vector import MIN_AREA_KM2, drop_small_outlines
 
 log = logging.getLogger(__name__)
 
@@ -301,30 +301,6 @@ def resolve_band_names(paths: Sequence[str | os.PathLike[str]],
             names = [str(b) for b in entry]
         out.append(names)
     return out
-
-
-def drop_small_outlines(gdf: Any, min_area_km2: float) -> tuple[Any, dict[str, Any]]:
-    """Drop outline polygons smaller than ``min_area_km2``.
-
-    Args:
-        gdf: Polygons with an ``area_km2`` column (:func:`glacierkit.io.polygonize`).
-        min_area_km2: Smallest polygon kept (km²; 0 keeps all).
-
-    Returns:
-        ``(kept, info)``; ``info`` holds ``min_area_km2``, ``n_small_dropped`` and
-        ``small_dropped_km2`` (their area).
-    """
-    if min_area_km2 < 0:
-        raise InputError(f"min_area_km2 must be >= 0 (km²; 0 keeps every polygon); got "
-                         f"{min_area_km2}.")
-    small = (gdf["area_km2"] < min_area_km2).to_numpy() if len(gdf) else np.zeros(0, bool)
-    info = {"min_area_km2": float(min_area_km2), "n_small_dropped": int(small.sum()),
-            "small_dropped_km2": float(gdf["area_km2"][small].sum()) if small.any() else 0.0}
-    if small.any():
-        log.info("dropped %d outline polygon(s) smaller than %g km² (%.3f km² together)",
-                 info["n_small_dropped"], min_area_km2, info["small_dropped_km2"])
-        gdf = gdf[~small].reset_index(drop=True)
-    return gdf, info
 
 
 @reports_output("out_dir")
