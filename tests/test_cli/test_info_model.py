@@ -58,7 +58,8 @@ def test_info_model_json(tmp_path: Path, capsys) -> None:
         "p99_5"] <= 6000
     assert d["calibration"] == {"method": "temperature", "values": {"temperature": 1.7}}
     assert [r["channel"] for r in d["norm"]][:2] == ["red", "green"]
-    assert d["format_version"] == 1 and d["glacierkit_version"] == __version__
+    assert d["format_version"] == 2 and d["glacierkit_version"] == __version__
+    assert [i["name"] for i in d["inputs"]] == ["x", "present"]
     assert d["training"]["group_dropout"] == 0.2
 
 

@@ -170,7 +170,25 @@ def test_version_mismatch(gkm, tmp_path, version, hint):
         load_bundle(p)
     msg = str(e.value)
     assert f"format version {version}" in msg and "glacierkit 9.9.9" in msg
-    assert f"reads format version(s) {FORMAT_VERSION}" in msg and hint in msg.lower()
+    assert "reads format version(s) 1, 2" in msg and hint in msg.lower()
+
+
+def test_format_1_file_loads_and_predicts_the_same(gkm, tmp_path, model):
+    """A format-1 file (no ``inputs``/``series`` keys) loads; its inputs are derived."""
+    z = zipfile.ZipFile(gkm)
+    meta = json.loads(z.read("metadata.json"))
+    meta["format_version"] = 1
+    for key in ("inputs", "series"):
+        meta.pop(key)
+    p = _zip(tmp_path / "v1.gkm", {"metadata.json": json.dumps(meta),
+                                   "weights.pt": z.read("weights.pt")})
+    b = load_bundle(p)
+    assert b.format_version == 1 and b.series is None
+    assert [i["name"] for i in b.inputs] == ["x", "present"]
+    assert b.inputs[0]["shape"] == ["B", 6, "H", "W"]
+    x, present = torch.randn(1, 6, 32, 32), torch.ones(1, 2)
+    with torch.inference_mode():
+        assert torch.equal(b.build_torch_model("cpu")(x, present), model(x, present))
 
 
 def test_wrong_format_and_missing_keys(gkm, tmp_path):

@@ -116,8 +116,18 @@ def _print_model(con: Console, path: Path, d: dict) -> None:
             ("calibration", cal_text),
             ("conditioning", cond_text),
             ("tile", f"{tile.get('size', '—')} px, overlap {tile.get('overlap', '—')} px"),
+            ("inputs", "; ".join(f"{i['name']} ({', '.join(str(a) for a in i['shape'])})"
+                                 for i in d.get("inputs") or [])),
             ("format version", str(d["format_version"])),
             ("written by", f"glacierkit {d['glacierkit_version']}")]
+    ser = d.get("series")
+    if ser:
+        ts = ser.get("time_steps")
+        rows.append(("dates", (f"exactly {ts}" if ts else "any number") +
+                     (", date-aware" if ser.get("date_aware") else ", order only")))
+        sel = ser.get("selection") or {}
+        if sel:
+            rows.append(("date selection", ", ".join(f"{k}={v}" for k, v in sel.items())))
     for k, v in (d.get("training") or {}).items():
         if isinstance(v, int | float | str) and not isinstance(v, bool):
             rows.append((f"training {k}", _fmt4(v)))
@@ -128,7 +138,8 @@ def _print_model(con: Console, path: Path, d: dict) -> None:
     g = Table("group", "kind", "raw bands", "channels", title="source groups (input order)",
               title_justify="left")
     for grp in d["groups"]:
-        g.add_row(grp["name"], grp["kind"], ", ".join(grp["bands"]), ", ".join(grp["channels"]))
+        kind = grp["kind"] + (" series" if grp.get("time") else "")
+        g.add_row(grp["name"], kind, ", ".join(grp["bands"]), ", ".join(grp["channels"]))
     con.print(g)
     dom = d["domain"]
     if dom == "unknown":

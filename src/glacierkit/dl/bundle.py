@@ -14,8 +14,7 @@ A ``.gkm`` file is a plain zip archive with three members:
   ``"facies"``, ``"sar-series"``, ``"change"``; each predict command refuses the others) and
   ``domain`` (the training domain per channel: dtype, units/scale, robust percentiles; see
   :mod:`glacierkit.dl.domain`). Files written before these keys existed load with the task
-  inferred where certain (:func:`infer_task`) and the domain unknown (``None``); readers that
-  predate them ignore them, so the format version is unchanged.
+  inferred where certain (:func:`infer_task`) and the domain unknown (``None``).
 * ``weights.pt`` (always): the torch ``state_dict``, written with :func:`torch.save` and read
   back with ``torch.load(..., weights_only=True)`` (no pickled code is ever executed).
 * ``model.onnx`` (optional): the same network exported with
@@ -28,8 +27,12 @@ Writing is atomic (a temporary file next to the target, then :func:`os.replace`)
 existing file is never replaced unless ``overwrite=True``.
 
 Architectures are resolved by name, never by an import path stored in the file (a model file
-must not be able to run code): the name is looked up in the registry filled by
-:func:`register_arch` and otherwise passed to :func:`glacierkit.dl.models.build_model`.
+must not be able to run code): the name is looked up in the model registry
+(:mod:`glacierkit.dl.registry`, one decorator per architecture).
+
+Format 2 adds ``inputs`` (the model's named inputs with symbolic shapes) and ``series`` (for
+time-series models: how dates are counted and selected); format-1 files still load, with
+``inputs`` derived from ``model_kwargs``.
 """
 
 from __future__ import annotations
@@ -56,10 +59,11 @@ log = logging.getLogger(__name__)
 FORMAT = "glacierkit-model"
 """Value of the ``format`` key of every model file."""
 
-FORMAT_VERSION = 1
-"""Model-file format version this glacierkit writes."""
+FORMAT_VERSION = 2
+"""Model-file format version this glacierkit writes (2: adds ``task``, ``inputs`` and
+``series``; format-1 files load with them derived)."""
 
-SUPPORTED_FORMAT_VERSIONS: tuple[int, ...] = (1,)
+SUPPORTED_FORMAT_VERSIONS: tuple[int, ...] = (1, 2)
 """Model-file format versions this glacierkit reads."""
 
 METADATA = "metadata.json"
@@ -70,29 +74,21 @@ _REQUIRED_KEYS = ("arch", "model_kwargs", "layout", "norm", "classes")
 
 TASKS: dict[str, str] = {"mapping": "glacierkit map predict",
                          "facies": "glacierkit facies predict",
-                         "sar-series": "glacierkit sar predict",
                          "change": "glacierkit change predict"}
 """Known model tasks and the command that applies each."""
 
 MAPPING_CLASSES = ("off_glacier", "glacier")
 """Classes of the outline models written by ``glacierkit map train``."""
 
-_ARCHS: dict[str, Callable[..., Any]] = {}
+def register_arch(name: str, factory: Callable[..., Any], **spec: Any) -> None:
+    """Register ``factory`` as architecture ``name`` (see :mod:`glacierkit.dl.registry`).
 
-
-def register_arch(name: str, factory: Callable[..., Any]) -> None:
-    """Make ``factory(**model_kwargs)`` the builder of architecture ``name``.
-
-    For architectures outside :mod:`glacierkit.dl.models` (and for tests): a model file whose
-    ``arch`` is ``name`` is then rebuilt with ``factory(**model_kwargs)``. Registered names
-    take precedence over the built-in ones.
+    A model file whose ``arch`` is ``name`` is then rebuilt with ``factory(**model_kwargs)``.
+    ``spec`` takes the decorator's keywords (``sizes``, ``inputs``, ``family``).
     """
-    if not isinstance(name, str) or not name:
-        raise InputError(f"architecture name must be a non-empty string; got {name!r}.")
-    if not callable(factory):
-        raise InputError(f"factory for architecture {name!r} must be callable; got "
-                         f"{factory!r}.")
-    _ARCHS[name] = factory
+    from glacierkit.dl.registry import register_model
+
+    register_model(name, **spec)(factory)
 
 
 def _default_cond() -> dict[str, Any]:
@@ -126,6 +122,14 @@ class ModelBundle:
             (:func:`infer_task`).
         domain: The training domain per channel (:func:`glacierkit.dl.domain.
             domain_from_channels`), or ``None`` (unknown: not recorded).
+        inputs: The model's inputs in call order, ``[{"name", "shape"}]`` with symbolic
+            axes (``"B"``, ``"T"``, ``"H"``, ``"W"``) and fixed channel counts, e.g.
+            ``[{"name": "series", "shape": ["B", "T", 2, "H", "W"]}, ...]``. Derived from
+            ``model_kwargs`` for format-1 files.
+        series: For time-series models: ``{"reference": how dates are counted,
+            "time_steps": fixed T or None, "date_aware": bool, "min_dates": int,
+            "selection": {"mode": "per_year", "per_year": T} | {"mode": "all"},
+            "direction": pass kept}``; ``None`` for single-date models.
         glacierkit_version: Version of glacierkit that wrote the file.
         format_version: Model-file format version.
         path: The file it was loaded from (``None`` for a bundle built in memory).
@@ -142,12 +146,18 @@ class ModelBundle:
     training: dict[str, Any] = field(default_factory=dict)
     task: str | None = None
     domain: dict[str, Any] | None = None
+    inputs: list[dict[str, Any]] = field(default_factory=list)
+    series: dict[str, Any] | None = None
     glacierkit_version: str = __version__
     format_version: int = FORMAT_VERSION
     path: Path | None = field(default=None, compare=False)
     _weights: bytes | None = field(default=None, repr=False, compare=False)
     _onnx: bytes | None = field(default=None, repr=False, compare=False)
     _has_onnx: bool | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.inputs and self.series is None:
+            self.inputs = image_inputs(self.model_kwargs or {})
 
     # ------------------------------------------------------------------ metadata
     def metadata(self) -> dict[str, Any]:
@@ -226,15 +236,16 @@ class ModelBundle:
             ModelFileError: the architecture is unknown or the weights do not fit it.
         """
         torch = _import_torch()
-        kwargs = {k: v for k, v in self.model_kwargs.items() if k != "arch"}
-        factory = _ARCHS.get(self.arch)
-        try:
-            if factory is not None:
-                model = factory(**kwargs)
-            else:
-                from glacierkit.dl.models import build_model
+        from glacierkit.dl.registry import model_spec
 
-                model = build_model(self.arch, **kwargs)
+        kwargs = {k: v for k, v in self.model_kwargs.items() if k != "arch"}
+        try:
+            factory = model_spec(self.arch).factory
+        except InputError as e:
+            raise ModelFileError(f"{self.path or 'the bundle'}: {e}") from e
+        try:
+            model = factory(**{k: tuple(v) if isinstance(v, list) else v
+                               for k, v in kwargs.items()})
         except (TypeError, ValueError, KeyError) as e:
             raise ModelFileError(f"cannot build architecture {self.arch!r} with "
                                  f"model_kwargs={kwargs} from {self.path or 'the bundle'}: {e}. "
@@ -341,6 +352,8 @@ def _from_metadata(meta: Mapping[str, Any], path: Path | None) -> ModelBundle:
         kw["training"] = {}
     if meta.get("task") is None:
         kw["task"] = infer_task(kw)
+    if not meta.get("inputs"):
+        kw["inputs"] = image_inputs(kw.get("model_kwargs") or {})
     try:
         return ModelBundle(**kw, path=path)
     except TypeError as e:  # pragma: no cover - guarded by the key checks above
@@ -348,6 +361,23 @@ def _from_metadata(meta: Mapping[str, Any], path: Path | None) -> ModelBundle:
 
 
 # ---------------------------------------------------------------------------- public API
+def image_inputs(model_kwargs: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The ``inputs`` entry of a single-date model: ``x``, ``present`` (and ``cond``)."""
+    gc = [int(c) for c in model_kwargs.get("group_channels") or ()]
+    out: list[dict[str, Any]] = [{"name": "x", "shape": ["B", sum(gc), "H", "W"]},
+                                 {"name": "present", "shape": ["B", len(gc)]}]
+    if int(model_kwargs.get("cond_dim", 0) or 0) > 0:
+        out.append({"name": "cond", "shape": ["B", int(model_kwargs["cond_dim"])]})
+    return out
+
+
+def series_inputs(n_channels: int, time_steps: int | None) -> list[dict[str, Any]]:
+    """The ``inputs`` entry of a time-series model with ``n_channels`` channels per date."""
+    t: Any = "T" if time_steps is None else int(time_steps)
+    return [{"name": "series", "shape": ["B", t, int(n_channels), "H", "W"]},
+            {"name": "dates", "shape": ["B", t]}, {"name": "mask", "shape": ["B", t]}]
+
+
 def infer_task(meta: Mapping[str, Any]) -> str | None:
     """The task of a model file's metadata, inferred only where certain.
 
@@ -405,7 +435,8 @@ def bundle_from_model(model: Any, *, layout: Mapping[str, Any], norm: Mapping[st
                       training: Mapping[str, Any] | None = None,
                       model_kwargs: Mapping[str, Any] | None = None,
                       onnx_bytes: bytes | None = None, task: str | None = None,
-                      domain: Mapping[str, Any] | None = None) -> ModelBundle:
+                      domain: Mapping[str, Any] | None = None,
+                      series: Mapping[str, Any] | None = None) -> ModelBundle:
     """A bundle holding ``model``'s weights and everything needed to apply it.
 
     Args:
@@ -425,6 +456,8 @@ def bundle_from_model(model: Any, *, layout: Mapping[str, Any], norm: Mapping[st
         task: What the model does (a key of :data:`TASKS`; default: ``training["task"]``
             when given, else ``None``).
         domain: The training domain (:func:`glacierkit.dl.domain.domain_from_channels`).
+        series: Time-series models: how dates are counted and selected (see
+            :class:`ModelBundle`); ``time_steps`` and ``date_aware`` are taken from the model.
     """
     if model_kwargs is None:
         from glacierkit.dl.models import model_kwargs as _kwargs
@@ -445,6 +478,17 @@ def bundle_from_model(model: Any, *, layout: Mapping[str, Any], norm: Mapping[st
                          tile=tile_d, training=dict(training or {}),
                          task=task or (training or {}).get("task"),
                          domain=None if domain is None else dict(domain))
+    if tuple(getattr(model, "inputs", ())) == ("series", "dates", "mask"):
+        ts = getattr(model, "time_steps", None)
+        bundle.inputs = series_inputs(sum(int(c) for c in kw.get("group_channels") or ()), ts)
+        bundle.series = {"reference": "days since 1 January of the first date's year",
+                         "min_dates": 1, **dict(series or {}), "time_steps": ts,
+                         "date_aware": bool(getattr(model, "date_aware", False))}
+    else:
+        if series:
+            raise InputError("series= is only for time-series models (inputs series, dates, "
+                             "mask).")
+        bundle.inputs = image_inputs(kw)
     return bundle.with_weights(model.state_dict(), onnx_bytes=onnx_bytes)
 
 
@@ -563,14 +607,15 @@ def bundle_summary(bundle: ModelBundle) -> dict[str, Any]:
     without torch; ``None`` when the weights cannot be read that way), ``groups`` (per source
     group: ``name``, ``kind``, ``bands``, ``channels``), ``classes``, ``domain`` (per
     channel, or ``"unknown"``), ``calibration`` (:func:`calibration_summary`), ``calibrated``,
-    ``norm`` (per channel mean/std), ``cond``, ``tile``, ``onnx``, ``format_version``,
+    ``norm`` (per channel mean/std), ``cond``, ``tile``, ``onnx``, ``inputs`` (names and
+    symbolic shapes), ``series`` (time-series models), ``format_version``,
     ``glacierkit_version``, ``training`` (a few scalar facts: strategy, group dropout,
     epochs).
     """
     from glacierkit.dl.domain import describe_domain
 
     groups = [{"name": g.get("name"), "kind": g.get("kind"), "bands": list(g.get("bands") or []),
-               "channels": list(g.get("channels") or [])}
+               "channels": list(g.get("channels") or []), "time": bool(g.get("time"))}
               for g in (bundle.layout or {}).get("groups") or []]
     names = [c for g in groups for c in g["channels"]]
     norm = bundle.norm or {}
@@ -597,6 +642,8 @@ def bundle_summary(bundle: ModelBundle) -> dict[str, Any]:
             "calibration": calibration_summary(bundle.calibration),
             "calibrated": bundle.calibration is not None, "norm": norm_rows,
             "cond": dict(bundle.cond), "tile": dict(bundle.tile), "onnx": bundle.has_onnx,
+            "inputs": [dict(i) for i in bundle.inputs],
+            "series": None if bundle.series is None else dict(bundle.series),
             "format_version": bundle.format_version,
             "glacierkit_version": bundle.glacierkit_version, "training": facts}
 

@@ -55,6 +55,14 @@ class _CondWrapper(_Wrapper):
         return self.model(x, present, cond)
 
 
+class _SeriesWrapper(_Wrapper):
+    """``forward(series, dates, mask) -> logits`` for a time-series model (for export)."""
+
+    def forward(self, series: torch.Tensor, dates: torch.Tensor,  # type: ignore[override]
+                mask: torch.Tensor) -> torch.Tensor:
+        return self.model(series=series, dates=dates, mask=mask)
+
+
 @contextlib.contextmanager
 def _quiet() -> Iterator[io.StringIO]:
     """Silence the exporter: stdout captured, warnings recorded, torch.onnx loggers raised."""
@@ -90,21 +98,36 @@ def _example_inputs(group_channels: Sequence[int], cond_dim: int, size: tuple[in
     return x, present
 
 
+def _series_example(model: nn.Module, size: tuple[int, int], multiple: int
+                    ) -> tuple[torch.Tensor, ...]:
+    h, w = (-(-int(s) // multiple) * multiple for s in size)
+    t = int(getattr(model, "time_steps", None) or 6)
+    gen = torch.Generator().manual_seed(0)
+    s = int(sum(model.group_channels))
+    series = torch.randn(2, t, s, h, w, generator=gen)
+    dates = torch.sort(torch.rand(2, t, generator=gen) * 365.0, dim=1).values
+    mask = torch.ones(2, t)
+    return series, dates, mask
+
+
 def _dynamo_export(wrapper: nn.Module, args: tuple[torch.Tensor, ...], names: list[str],
                    opset: int | None, multiple: int) -> bytes:
-    from torch.export import Dim
+    from glacierkit.dl.models import onnx_dynamic_shapes
 
-    batch = Dim("batch", min=1, max=4096)
-    if multiple > 1:
+    model = wrapper.model
+    if multiple > 1 or names[0] == "series":
         # H and W as dynamic multiples of the model's stride lets the exporter prove that the
         # down- and up-sampled shapes agree.
-        h: Any = multiple * Dim("h_blocks", min=1, max=4096)
-        w: Any = multiple * Dim("w_blocks", min=1, max=4096)
+        dyn = onnx_dynamic_shapes(model, with_cond="cond" in names)
+        dyn = {k: v for k, v in dyn.items() if k in names}
     else:
+        from torch.export import Dim
+
+        batch = Dim("batch", min=1, max=4096)
         h, w = Dim("height", min=1, max=65536), Dim("width", min=1, max=65536)
-    dyn: dict[str, Any] = {"x": {0: batch, 2: h, 3: w}, "present": {0: batch}}
-    if "cond" in names:
-        dyn["cond"] = {0: batch}
+        dyn = {"x": {0: batch, 2: h, 3: w}, "present": {0: batch}}
+        if "cond" in names:
+            dyn["cond"] = {0: batch}
     with _quiet():
         prog = torch.onnx.export(wrapper, args, dynamo=True, dynamic_shapes=dyn,
                                  input_names=names, output_names=[OUTPUT_NAME],
@@ -117,9 +140,14 @@ def _dynamo_export(wrapper: nn.Module, args: tuple[torch.Tensor, ...], names: li
 
 def _legacy_export(wrapper: nn.Module, args: tuple[torch.Tensor, ...], names: list[str],
                    opset: int | None) -> bytes:
-    axes: dict[str, dict[int, str]] = {"x": {0: "batch", 2: "height", 3: "width"},
-                                       "present": {0: "batch"},
-                                       OUTPUT_NAME: {0: "batch", 2: "height", 3: "width"}}
+    if names[0] == "series":
+        t = {} if getattr(wrapper.model, "time_steps", None) else {1: "dates"}
+        axes: dict[str, dict[int, str]] = {
+            "series": {0: "batch", **t, 3: "height", 4: "width"}, "dates": {0: "batch", **t},
+            "mask": {0: "batch", **t}, OUTPUT_NAME: {0: "batch", 2: "height", 3: "width"}}
+    else:
+        axes = {"x": {0: "batch", 2: "height", 3: "width"}, "present": {0: "batch"},
+                OUTPUT_NAME: {0: "batch", 2: "height", 3: "width"}}
     if "cond" in names:
         axes["cond"] = {0: "batch"}
     buf = io.BytesIO()
@@ -130,8 +158,8 @@ def _legacy_export(wrapper: nn.Module, args: tuple[torch.Tensor, ...], names: li
     return buf.getvalue()
 
 
-def _check_dynamic(onnx_bytes: bytes, names: list[str]) -> None:
-    """Raise unless batch, height and width of ``x`` and the output are dynamic."""
+def _check_dynamic(onnx_bytes: bytes, names: list[str], fixed_t: bool = False) -> None:
+    """Raise unless batch, height, width (and T) of the first input are dynamic."""
     import onnx
 
     proto = onnx.load_from_string(onnx_bytes)
@@ -139,36 +167,50 @@ def _check_dynamic(onnx_bytes: bytes, names: list[str]) -> None:
     got = [i.name for i in proto.graph.input]
     if got != names:
         raise RuntimeError(f"exported inputs are {got}, expected {names}")
-    dims = inputs["x"].type.tensor_type.shape.dim
-    static = [ax for ax in (0, 2, 3) if dims[ax].HasField("dim_value")]
+    first = names[0]
+    dims = inputs[first].type.tensor_type.shape.dim
+    axes = (0, 2, 3) if first == "x" else (0, 3, 4) if fixed_t else (0, 1, 3, 4)
+    static = [ax for ax in axes if dims[ax].HasField("dim_value")]
     if static:
-        raise RuntimeError(f"axes {static} of input x were exported with fixed sizes")
+        raise RuntimeError(f"axes {static} of input {first} were exported with fixed sizes")
 
 
-def export_onnx(model: nn.Module, *, group_channels: Sequence[int], cond_dim: int,
-                example_size: tuple[int, int] = (64, 64), opset: int | None = None) -> bytes:
-    """Export ``model`` to ONNX with dynamic batch, height and width.
+def export_onnx(model: nn.Module, *, group_channels: Sequence[int] | None = None,
+                cond_dim: int | None = None, example_size: tuple[int, int] = (64, 64),
+                opset: int | None = None) -> bytes:
+    """Export ``model`` to ONNX with named inputs and dynamic batch, height and width.
 
     Args:
-        model: A model obeying the model contract: ``model(x, present, cond)`` with ``x``
-            ``(B, sum(group_channels), H, W)``, ``present`` ``(B, G)``, ``cond``
-            ``(B, cond_dim)`` or ``None``, returning logits ``(B, K, H, W)``. Its
-            ``multiple`` attribute (default 1) sets the granularity of ``H`` and ``W``.
-            Exported in eval mode; its training/eval mode is restored afterwards.
-        group_channels: Channels per source group (sets ``C`` and ``G``).
-        cond_dim: Length of the conditioning vector; 0 for no ``cond`` input.
+        model: A model obeying the model contract (``docs/design/dl.md``): single-date
+            models ``model(x, present, cond)`` with ``x`` ``(B, sum(group_channels), H, W)``,
+            ``present`` ``(B, G)``, ``cond`` ``(B, cond_dim)`` or ``None``; series models
+            ``model(series, dates, mask)`` with ``series`` ``(B, T, C, H, W)``, ``dates``
+            and ``mask`` ``(B, T)``; both return logits ``(B, K, H, W)``. Its ``multiple``
+            attribute (default 1) sets the granularity of ``H`` and ``W``; a series model's
+            ``time_steps`` (``None``: any) fixes ``T`` or leaves it dynamic. Exported in
+            eval mode; its training/eval mode is restored afterwards.
+        group_channels: Channels per source group (sets ``C`` and ``G``); default the
+            model's ``group_channels``.
+        cond_dim: Length of the conditioning vector; 0 for no ``cond`` input; default the
+            model's ``cond_dim``.
         example_size: ``(H, W)`` of the example input used for tracing, rounded up to a
             multiple of ``model.multiple``. The graph accepts other sizes.
         opset: ONNX opset; default: the exporter's default.
 
     Returns:
-        The serialised ONNX model (``bytes``): inputs ``x``, ``present`` (and ``cond`` when
-        ``cond_dim > 0``), output ``logits``.
+        The serialised ONNX model (``bytes``): inputs named as
+        :func:`glacierkit.dl.models.input_names` says, output ``logits``.
 
     Raises:
         InputError: invalid ``group_channels`` / ``cond_dim`` / ``example_size``.
         ModelFileError: neither exporter could produce a graph with dynamic shapes.
     """
+    from glacierkit.dl.models import input_names
+
+    if group_channels is None:
+        group_channels = getattr(model, "group_channels", ())
+    if cond_dim is None:
+        cond_dim = int(getattr(model, "cond_dim", 0))
     gc = [int(c) for c in group_channels]
     if not gc or any(c < 1 for c in gc):
         raise InputError(f"group_channels must be positive channel counts; got "
@@ -178,21 +220,29 @@ def export_onnx(model: nn.Module, *, group_channels: Sequence[int], cond_dim: in
     if len(example_size) != 2 or min(example_size) < 1:
         raise InputError(f"example_size must be (H, W) > 0; got {example_size}.")
     multiple = int(getattr(model, "multiple", 1) or 1)
-    args = _example_inputs(gc, int(cond_dim), tuple(example_size), multiple)  # type: ignore[arg-type]
-    names = list(INPUT_NAMES[:len(args)])
     was_training = model.training
-    wrapper = (_CondWrapper(model) if int(cond_dim) > 0 else _Wrapper(model)).eval()
+    series = input_names(model)[0] == "series"
+    if series:
+        args = _series_example(model, tuple(example_size), multiple)  # type: ignore[arg-type]
+        names = ["series", "dates", "mask"]
+        wrapper: nn.Module = _SeriesWrapper(model).eval()
+    else:
+        args = _example_inputs(gc, int(cond_dim), tuple(example_size),  # type: ignore[arg-type]
+                               multiple)
+        names = list(INPUT_NAMES[:len(args)])
+        wrapper = (_CondWrapper(model) if int(cond_dim) > 0 else _Wrapper(model)).eval()
+    fixed_t = series and getattr(model, "time_steps", None) is not None
     try:
         try:
             data = _dynamo_export(wrapper, args, names, opset, multiple)
-            _check_dynamic(data, names)
+            _check_dynamic(data, names, fixed_t)
             return data
         except Exception as e:
             log.warning("torch.export-based ONNX export failed (%s: %s); falling back to the "
                         "legacy TorchScript exporter.", type(e).__name__, str(e)[:500])
             try:
                 data = _legacy_export(wrapper, args, names, opset)
-                _check_dynamic(data, names)
+                _check_dynamic(data, names, fixed_t)
                 return data
             except Exception as e2:
                 raise ModelFileError(
@@ -223,7 +273,9 @@ def check_onnx(model: nn.Module, onnx_bytes: bytes, inputs: Mapping[str, np.ndar
         model: The torch model (run in eval mode on CPU, without gradients; its mode and
             device are left as they were).
         onnx_bytes: The exported graph.
-        inputs: ``{"x": (B, C, H, W), "present": (B, G)[, "cond": (B, D)]}`` float32 arrays.
+        inputs: The model's inputs as float32 arrays: ``{"x": (B, C, H, W), "present":
+            (B, G)[, "cond": (B, D)]}`` or ``{"series": (B, T, C, H, W), "dates": (B, T),
+            "mask": (B, T)}``.
         atol: Largest acceptable absolute difference of the logits.
 
     Returns:
@@ -232,10 +284,10 @@ def check_onnx(model: nn.Module, onnx_bytes: bytes, inputs: Mapping[str, np.ndar
     Raises:
         ModelFileError: the outputs differ in shape or by more than ``atol``.
     """
+    from glacierkit.dl.models import call_model, model_inputs
+
     feeds = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in inputs.items()}
-    if "x" not in feeds or "present" not in feeds:
-        raise InputError(f"inputs needs 'x' and 'present' (and 'cond' for a conditioned "
-                         f"model); got {sorted(feeds)}.")
+    model_inputs(model, feeds)  # the inputs the model takes are all there
     sess = _ort_session(onnx_bytes)
     wanted = [i.name for i in sess.get_inputs()]
     missing = [n for n in wanted if n not in feeds]
@@ -248,7 +300,7 @@ def check_onnx(model: nn.Module, onnx_bytes: bytes, inputs: Mapping[str, np.ndar
     try:
         with torch.inference_mode():
             t = {k: torch.from_numpy(v).to(device) for k, v in feeds.items()}
-            ref = model(t["x"], t["present"], t.get("cond")).float().cpu().numpy()
+            ref = call_model(model, model_inputs(model, t)).float().cpu().numpy()
     finally:
         model.train(was_training)
     if ref.shape != out.shape:
@@ -257,6 +309,6 @@ def check_onnx(model: nn.Module, onnx_bytes: bytes, inputs: Mapping[str, np.ndar
     if not diff <= atol:
         raise ModelFileError(f"the ONNX graph disagrees with the torch model: max |Δlogit| = "
                              f"{diff:.3g} > atol {atol:g} at input shape "
-                             f"{tuple(feeds['x'].shape)}. Re-export (another opset) or use the "
-                             f"torch backend.")
+                             f"{tuple(next(iter(feeds.values())).shape)}. Re-export "
+                             f"(another opset) or use the torch backend.")
     return diff

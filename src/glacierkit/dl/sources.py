@@ -54,6 +54,9 @@ DEM_CHANNELS = ("elevation", "slope", "hillshade")
 SAR_FLOOR = 1e-6
 """Linear-power floor before the dB conversion (−60 dB): zero/negative power stays finite."""
 
+SAR_SCALES = ("power", "amplitude", "db")
+"""What a SAR group's raw bands hold: linear power (γ⁰/σ⁰), linear amplitude, or dB."""
+
 Kind = Literal["optical", "dem", "sar", "coherence", "other"]
 
 
@@ -70,7 +73,13 @@ class SourceGroup:
             ``("elevation",)`` for a DEM, the channel names without ``_db`` for SAR, the
             channel names otherwise. Optical, coherence and other groups need one raw band per
             channel; a DEM needs exactly one.
-        db_input: SAR only: the raw bands are already in dB (passed through unchanged).
+        db_input: SAR only: the raw bands are already in dB (passed through unchanged);
+            the same as ``scale="db"``.
+        scale: SAR only: what the raw bands hold: ``"power"`` (linear γ⁰/σ⁰ power, → dB by
+            ``10·log10``), ``"amplitude"`` (linear amplitude, → dB by ``20·log10``) or
+            ``"db"`` (passed through). Default ``"power"`` (or ``"db"`` with ``db_input``).
+        time: The group carries a time axis: its files are the dates of a series, stacked
+            as ``(T, C, H, W)`` (the model input ``series``; see ``docs/design/dl.md``).
         hillshade_azimuth: DEM only: sun azimuth for ``hillshade`` (degrees clockwise from
             north).
         hillshade_altitude: DEM only: sun altitude above the horizon (degrees).
@@ -87,6 +96,8 @@ class SourceGroup:
     db_input: bool = False
     hillshade_azimuth: float = 315.0
     hillshade_altitude: float = 45.0
+    scale: str | None = None
+    time: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -108,6 +119,22 @@ class SourceGroup:
                                  f"from a DEM; choose from {list(DEM_CHANNELS)}.")
         if self.db_input and self.kind != "sar":
             raise InputError(f"group {self.name!r}: db_input=True only applies to kind 'sar'.")
+        if self.kind == "sar":
+            scale = self.scale or ("db" if self.db_input else "power")
+            if scale not in SAR_SCALES:
+                raise InputError(f"sar group {self.name!r}: scale={self.scale!r} is not one of "
+                                 f"{list(SAR_SCALES)} (linear power, linear amplitude, dB).")
+            if self.db_input and scale != "db":
+                raise InputError(f"sar group {self.name!r}: db_input=True contradicts "
+                                 f"scale={scale!r}; give one of them.")
+            object.__setattr__(self, "scale", scale)
+            object.__setattr__(self, "db_input", scale == "db")
+        elif self.scale is not None:
+            raise InputError(f"group {self.name!r}: scale= only applies to kind 'sar'.")
+        object.__setattr__(self, "time", bool(self.time))
+        if self.time and self.kind == "dem":
+            raise InputError(f"dem group {self.name!r} cannot carry a time axis (time=True); "
+                             f"a DEM is single-date.")
         bands = self.bands
         if bands is None:
             if self.kind == "dem":
@@ -137,6 +164,10 @@ class SourceGroup:
                              "channels": list(self.channels), "bands": list(self.bands or ())}
         if self.kind == "sar":
             d["db_input"] = self.db_input
+            if self.scale == "amplitude":  # power and dB are what db_input says
+                d["scale"] = self.scale
+        if self.time:
+            d["time"] = True
         if self.kind == "dem":
             d["hillshade_azimuth"] = self.hillshade_azimuth
             d["hillshade_altitude"] = self.hillshade_altitude
@@ -146,7 +177,7 @@ class SourceGroup:
     def from_dict(cls, d: Mapping[str, Any]) -> SourceGroup:
         """Rebuild a group written by :meth:`to_dict`."""
         known = {"name", "kind", "channels", "bands", "db_input", "hillshade_azimuth",
-                 "hillshade_altitude"}
+                 "hillshade_altitude", "scale", "time"}
         unknown = set(d) - known
         if unknown or not {"name", "kind", "channels"} <= set(d):
             raise InputError(f"source group entry {dict(d)!r} must have name, kind and "
@@ -310,6 +341,26 @@ class SourceLayout:
     def channel_mask(self, kind: str) -> np.ndarray:
         """Boolean ``(C,)``: True for the channels of groups of this kind."""
         return np.array([g.kind == kind for g in self.groups for _ in g.channels], dtype=bool)
+
+    # ------------------------------------------------------------------ time axis
+    @property
+    def timed(self) -> bool:
+        """Whether any group carries a time axis (the model input ``series``)."""
+        return any(g.time for g in self.groups)
+
+    @property
+    def time_mask(self) -> np.ndarray:
+        """Boolean ``(C,)``: True for the channels of timed groups."""
+        return np.array([g.time for g in self.groups for _ in g.channels], dtype=bool)
+
+    def part(self, timed: bool) -> SourceLayout | None:
+        """The sub-layout of the timed (``True``) or single-date (``False``) groups, or None.
+
+        The single-date part is the model input ``x`` ``(C_x, H, W)`` (with ``present`` over
+        its groups); the timed part is ``series`` ``(T, C_s, H, W)`` per sample.
+        """
+        groups = tuple(g for g in self.groups if g.time == timed)
+        return SourceLayout(groups) if groups else None
 
     # ------------------------------------------------------------------ serialisation
     def to_dict(self) -> dict[str, Any]:
@@ -493,10 +544,12 @@ def _group_into(group: SourceGroup, a: np.ndarray, out: np.ndarray,
                 out[i] = _hillshade(slope, aspect, group.hillshade_azimuth,
                                     group.hillshade_altitude)
     elif group.kind == "sar" and not group.db_input:
-        np.maximum(a, np.float32(SAR_FLOOR), out=out)
+        amplitude = group.scale == "amplitude"
+        floor = math.sqrt(SAR_FLOOR) if amplitude else SAR_FLOOR
+        np.maximum(a, np.float32(floor), out=out)
         with np.errstate(invalid="ignore"):
             np.log10(out, out=out)
-        out *= np.float32(10.0)
+        out *= np.float32(20.0 if amplitude else 10.0)
     elif group.kind == "coherence":
         np.clip(a, 0.0, 1.0, out=out)
     else:
@@ -573,12 +626,17 @@ class SceneStack:
     name: str = "scene"
     region: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    series: np.ndarray | None = None
+    dates: np.ndarray | None = None
 
     def __post_init__(self) -> None:
+        static = self.layout.part(False)
+        n_static = 0 if static is None else static.n_channels
+        names = [] if static is None else list(static.names)
         d = np.asarray(self.data)
-        if d.ndim != 3 or d.shape[0] != self.layout.n_channels:
-            raise InputError(f"scene {self.name!r}: data must be ({self.layout.n_channels}, H, "
-                             f"W) for channels {list(self.layout.names)}; got {d.shape}.")
+        if d.ndim != 3 or d.shape[0] != n_static:
+            raise InputError(f"scene {self.name!r}: data must be ({n_static}, H, W) for the "
+                             f"single-date channels {names}; got {d.shape}.")
         if d.shape[1:] != self.grid.shape:
             raise InputError(f"scene {self.name!r}: data shape {d.shape[1:]} differs from the "
                              f"grid shape {self.grid.shape}.")
@@ -587,6 +645,35 @@ class SceneStack:
         if len(self.present) != self.layout.n_groups:
             raise InputError(f"scene {self.name!r}: present needs one flag per group "
                              f"{list(self.layout.group_names)}; got {self.present}.")
+        timed = self.layout.part(True)
+        if timed is None:
+            if self.series is not None or self.dates is not None:
+                raise InputError(f"scene {self.name!r}: series/dates given but the layout has "
+                                 f"no timed group (time=True).")
+            return
+        if self.series is None or self.dates is None:
+            raise InputError(f"scene {self.name!r}: the layout has timed group(s) "
+                             f"{list(timed.group_names)}; give series (T, C, H, W) and dates "
+                             f"(T,).")
+        a = np.asarray(self.series)
+        if a.ndim != 4 or a.shape[1] != timed.n_channels or a.shape[2:] != self.grid.shape:
+            raise InputError(f"scene {self.name!r}: series must be (T, {timed.n_channels}, "
+                             f"{self.grid.height}, {self.grid.width}) for channels "
+                             f"{list(timed.names)}; got {a.shape}.")
+        t = np.asarray(self.dates, dtype=np.float64).reshape(-1)
+        if t.size != a.shape[0] or a.shape[0] < 1:
+            raise InputError(f"scene {self.name!r}: {a.shape[0]} dates in series but "
+                             f"{t.size} date values.")
+        if not np.all(np.isfinite(t)) or np.any(np.diff(t) < 0):
+            raise InputError(f"scene {self.name!r}: dates must be finite and sorted "
+                             f"ascending; got {t.tolist()}.")
+        self.series = a.astype(np.float32, copy=False)
+        self.dates = t
+
+    @property
+    def n_dates(self) -> int:
+        """Number of dates ``T`` of the timed groups (1 for a single-date scene)."""
+        return 1 if self.series is None else int(self.series.shape[0])
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -594,23 +681,38 @@ class SceneStack:
         return self.grid.shape
 
     def group_data(self, name: str) -> np.ndarray:
-        """``(n_channels_of_group, H, W)`` view of one group's channels."""
-        return self.data[self.layout.slices[self.layout.group(name).name]]
+        """One group's channels: ``(n, H, W)`` (single-date) or ``(T, n, H, W)`` (timed) view."""
+        g = self.layout.group(name)
+        part = self.layout.part(g.time)
+        assert part is not None
+        sl = part.slices[g.name]
+        return self.series[:, sl] if g.time else self.data[sl]  # type: ignore[index]
 
     def present_channels(self) -> np.ndarray:
-        """Boolean ``(C,)``: True for channels of present groups."""
+        """Boolean ``(C,)``: True for channels of present groups (all groups, layout order)."""
         return np.repeat(np.array(self.present, dtype=bool),
                          np.array(self.layout.group_channels))
 
     def valid_mask(self) -> np.ndarray:
-        """Boolean ``(H, W)``: True where every channel of every present group is finite."""
+        """Boolean ``(H, W)``: where the scene has data.
+
+        True where every present single-date channel is finite and, with timed groups, at
+        least one date has every timed channel finite.
+        """
         pc = self.present_channels()
         if not pc.any():
             return np.zeros(self.shape, dtype=bool)
-        return np.isfinite(self.data[pc]).all(axis=0)
+        tm = self.layout.time_mask
+        out = np.ones(self.shape, dtype=bool)
+        static = pc[~tm]
+        if static.any():
+            out &= np.isfinite(self.data[static]).all(axis=0)
+        if self.series is not None and pc[tm].any():
+            out &= np.isfinite(self.series[:, pc[tm]]).all(axis=1).any(axis=0)
+        return out
 
     def read(self, window: Window) -> np.ndarray:
-        """``(C, h, w)`` channels of an integer pixel window (a view)."""
+        """``(C, h, w)`` single-date channels of an integer pixel window (a view)."""
         r0, c0 = int(window.row_off), int(window.col_off)
         return self.data[:, r0:r0 + int(window.height), c0:c0 + int(window.width)]
 
@@ -701,9 +803,19 @@ def open_scene(layout: SourceLayout,
                          f"{list(layout.group_names)}.")
     rasters: dict[str, Raster] = {}
     per_group: dict[str, list[str]] = {}
+    acquired = None
     for g in given:
         keys = []
-        for i, src in enumerate(_as_sources(paths[g.name], g.name)):
+        if g.time:
+            srcs, acq = _timed_sources(paths[g.name], g)
+            if acquired is None:
+                acquired = acq
+            elif not np.array_equal(acquired, acq):
+                raise InputError(f"timed group {g.name!r} has other dates than the first "
+                                 f"timed group; timed groups share one date axis.")
+        else:
+            srcs = _as_sources(paths[g.name], g.name)
+        for i, src in enumerate(srcs):
             key = f"{g.name}[{i}]:{Path(src.path).name}"
             rasters[key] = open_raster(src.path, bands=src.bands)
             keys.append(key)
@@ -723,10 +835,17 @@ def open_scene(layout: SourceLayout,
         raise InputError(f"align must be False, True, a group name or a Grid; got {align!r}.")
     rasters = check_or_align(rasters, target, resampling=resampling)
     grid = next(iter(rasters.values())).grid
-    psize = pixel_size_m(grid) if grid.crs is not None else grid.res
-    data = np.full((layout.n_channels, *grid.shape), np.nan, dtype=np.float32)
-    slices = layout.slices
+    raws: dict[str, np.ndarray] = {}
     for g in given:
+        if g.time:
+            per_date = [rasters[k].data for k in per_group[g.name]]
+            bad = sorted({a.shape[0] for a in per_date if a.shape[0] != g.n_bands})
+            if bad:
+                raise InputError(f"timed group {g.name!r} needs {g.n_bands} band(s) "
+                                 f"{list(g.bands or ())} per date; some dates' files hold "
+                                 f"{bad}.")
+            raws[g.name] = np.stack(per_date)
+            continue
         raw = np.concatenate([rasters[k].data for k in per_group[g.name]], axis=0)
         if raw.shape[0] != g.n_bands:
             files = [str(rasters[k].path) for k in per_group[g.name]]
@@ -738,25 +857,76 @@ def open_scene(layout: SourceLayout,
                 cli_hint="List the files whose bands, in order, give these bands (in the "
                          "config's [scenes.sources]; extract bands beforehand if a file holds "
                          "others, e.g. gdal_translate -b).")
-        data[slices[g.name]] = prepare_group(g, raw, pixel_size=psize)
-    present = tuple(g.name in paths for g in layout.groups)
+        raws[g.name] = raw
     first = rasters[per_group[given[0].name][0]].path
     from glacierkit.dl.domain import file_band_info
 
-    bands_info = {g.name: [bi for src in _as_sources(paths[g.name], g.name)
-                           for bi in file_band_info(src.path, src.bands)] for g in given}
-    meta = {"sources": {g: [str(rasters[k].path) for k in keys] for g, keys in per_group.items()},
-            "aligned": target is not None, "bands": bands_info}
-    return SceneStack(layout=layout, grid=grid, data=data, present=present,
-                      name=name or (Path(first).stem if first else "scene"), region=region,
-                      meta=meta)
+    bands_info = {}
+    for g in given:
+        srcs = _timed_sources(paths[g.name], g)[0][:1] if g.time else \
+            _as_sources(paths[g.name], g.name)
+        bands_info[g.name] = [bi for src in srcs for bi in file_band_info(src.path, src.bands)]
+    meta: dict[str, Any] = {
+        "sources": {g: [str(rasters[k].path) for k in keys] for g, keys in per_group.items()},
+        "aligned": target is not None, "bands": bands_info}
+    dates = None
+    if layout.timed:
+        if acquired is None:
+            raise InputError(f"the layout's timed group(s) {list(layout.part(True).group_names)}"
+                             f" have no sources; a series model needs its series.")
+        dates, ref = series_days(acquired)
+        meta["acquired"] = [str(a) for a in acquired]
+        meta["reference"] = ref
+    return scene_from_arrays(layout, grid, raws, dates=dates, meta=meta,
+                             name=name or (Path(first).stem if first else "scene"),
+                             region=region)
+
+
+def _timed_sources(spec: Any, group: SourceGroup) -> tuple[list[BandSource], np.ndarray]:
+    """The per-date files and acquisition times of a timed group's source.
+
+    ``spec`` is a series stack (an object with ``paths`` and ``dates``, e.g. from
+    :func:`glacierkit.series.open_series`) or ``(paths, acquired)``.
+    """
+    if hasattr(spec, "paths") and hasattr(spec, "dates"):
+        files, acquired = list(spec.paths), spec.dates
+        scale = getattr(spec, "scale", None)
+        if group.kind == "sar" and scale is not None and scale != group.scale:
+            raise InputError(f"timed group {group.name!r} expects SAR {group.scale} values but "
+                             f"the series was opened as {scale!r}.",
+                             hint="Open the series with the scale the model was trained on, "
+                                  "or convert the files.")
+    elif isinstance(spec, tuple) and len(spec) == 2:
+        files, acquired = list(spec[0]), spec[1]
+    else:
+        raise InputError(f"timed group {group.name!r} needs a series: a stack from "
+                         f"glacierkit.series.open_series (files with acquisition dates) or "
+                         f"(paths, dates); got {type(spec).__name__}.")
+    acq = np.asarray(acquired, dtype="datetime64[s]").reshape(-1)
+    if len(files) != acq.size or not files:
+        raise InputError(f"timed group {group.name!r}: {len(files)} file(s) but {acq.size} "
+                         f"date(s); give one date per file.")
+    if np.any(np.diff(acq) <= np.timedelta64(0, "s")):
+        raise InputError(f"timed group {group.name!r}: dates must be strictly increasing "
+                         f"(no duplicates); got {[str(a) for a in acq]}.")
+    return [BandSource(f) for f in files], acq
 
 
 def scene_from_arrays(layout: SourceLayout, grid: Grid, raws: Mapping[str, np.ndarray], *,
-                      name: str = "scene", region: str | None = None) -> SceneStack:
-    """A :class:`SceneStack` from in-memory raw bands ``{group: (n_bands, H, W)}`` on ``grid``.
+                      name: str = "scene", region: str | None = None,
+                      dates: Sequence[float] | np.ndarray | None = None,
+                      meta: Mapping[str, Any] | None = None) -> SceneStack:
+    """A :class:`SceneStack` from in-memory raw bands on ``grid``.
 
-    Groups not in ``raws`` are absent. Raw bands are converted with :func:`prepare_group`.
+    Args:
+        layout: The layout.
+        grid: The scene grid.
+        raws: ``{group: (n_bands, H, W)}`` for single-date groups and
+            ``{group: (T, n_bands, H, W)}`` for timed groups (NaN nodata). Groups not in
+            ``raws`` are absent. Raw bands are converted with :func:`prepare_group`.
+        dates: ``(T,)`` days since the series' reference date (see
+            :func:`series_days`); required when the layout has timed groups.
+        meta: Provenance stored in :attr:`SceneStack.meta`.
     """
     unknown = [k for k in raws if k not in layout.group_names]
     if unknown:
@@ -767,11 +937,57 @@ def scene_from_arrays(layout: SourceLayout, grid: Grid, raws: Mapping[str, np.nd
         if np.shape(v)[-2:] != grid.shape:
             raise InputError(f"raw group {k!r} has shape {np.shape(v)}; expected (bands, "
                              f"{grid.height}, {grid.width}) on the grid.")
-    data = prepare_channels(layout, [raws.get(g) for g in layout.group_names],
-                            pixel_size=psize)
+    static, timed = layout.part(False), layout.part(True)
+    if static is not None and any(g in raws for g in static.group_names):
+        data = prepare_channels(static, [raws.get(g) for g in static.group_names],
+                                pixel_size=psize)
+    else:
+        n = 0 if static is None else static.n_channels
+        data = np.full((n, *grid.shape), np.nan, dtype=np.float32)
+    series = None
+    if timed is not None:
+        if dates is None:
+            raise InputError(f"the layout has timed group(s) {list(timed.group_names)}; give "
+                             f"dates= (days since the reference date, one per date).")
+        t = len(np.atleast_1d(dates))
+        for g in timed.group_names:
+            if g in raws and (np.ndim(raws[g]) != 4 or np.shape(raws[g])[0] != t):
+                raise InputError(f"timed group {g!r} needs raw bands (T={t}, bands, H, W); "
+                                 f"got {np.shape(raws[g])}.")
+        series = np.empty((t, timed.n_channels, *grid.shape), dtype=np.float32)
+        for i in range(t):
+            series[i] = prepare_channels(
+                timed, [None if g not in raws else raws[g][i] for g in timed.group_names],
+                pixel_size=psize)
     return SceneStack(layout=layout, grid=grid, data=data,
                       present=tuple(g in raws for g in layout.group_names), name=name,
-                      region=region)
+                      region=region, series=series,
+                      dates=None if dates is None else np.asarray(dates, dtype=np.float64),
+                      meta=dict(meta or {}))
+
+
+def series_days(acquired: Sequence[Any] | np.ndarray, reference: Any = None
+                ) -> tuple[np.ndarray, str]:
+    """Acquisition times → ``(days (T,) float64, reference ISO date)``.
+
+    ``dates`` of the model contract are days (fractional) since a reference date: by
+    default 1 January of the year of the first acquisition, so that the same season gives
+    the same values every year (a date-aware model learns seasons, not calendar years).
+
+    Args:
+        acquired: ``(T,)`` acquisition times (``datetime``, ``date``, ISO strings or
+            ``numpy.datetime64``), sorted ascending.
+        reference: The reference date (default: 1 January of the first acquisition's year).
+    """
+    t = np.asarray(acquired, dtype="datetime64[s]").reshape(-1)
+    if t.size == 0:
+        raise InputError("a series needs at least one acquisition date.")
+    if reference is None:
+        ref = np.datetime64(str(t[0].astype("datetime64[Y]")) + "-01-01", "s")
+    else:
+        ref = np.datetime64(reference, "s")
+    days = (t - ref).astype(np.float64) / 86400.0
+    return days, str(ref.astype("datetime64[D]"))
 
 
 # ---------------------------------------------------------------------------- normalisation
@@ -836,6 +1052,9 @@ class NormStats:
             raise InputError("NormStats.fit needs at least one stack.")
         if masks is not None and len(masks) != len(stacks):
             raise InputError(f"NormStats.fit: {len(masks)} masks for {len(stacks)} stacks.")
+        if isinstance(stacks[0], SceneStack) and stacks[0].layout.timed:
+            return cls._fit_timed(stacks, masks, max_samples=max_samples, min_std=min_std,
+                                  seed=seed)
         arrays = [s.data if isinstance(s, SceneStack) else np.asarray(s) for s in stacks]
         c = arrays[0].shape[0]
         if any(a.ndim != 3 or a.shape[0] != c for a in arrays):
@@ -872,6 +1091,40 @@ class NormStats:
                 mean[k] = v.mean()
                 std[k] = max(float(v.std()), min_std)
         return cls(mean=mean, std=std, names=None if names is None else tuple(names))
+
+    @classmethod
+    def _fit_timed(cls, stacks: Sequence[Any], masks: Sequence[np.ndarray | None] | None, *,
+                   max_samples: int, min_std: float, seed: int) -> NormStats:
+        """Statistics of a layout with timed groups.
+
+        Single-date channels over the scenes' pixels, timed channels over every date's
+        pixels; merged in layout order.
+        """
+        layout = stacks[0].layout
+        if any(not isinstance(s, SceneStack) or s.layout != layout for s in stacks):
+            raise InputError("NormStats.fit with timed groups needs SceneStacks sharing one "
+                             "layout.")
+        ms = list(masks) if masks is not None else [None] * len(stacks)
+        tm = layout.time_mask
+        mean, std = np.zeros(layout.n_channels), np.ones(layout.n_channels)
+        if (~tm).any():
+            st = cls.fit([s.data for s in stacks], ms, max_samples=max_samples,
+                         min_std=min_std, seed=seed)
+            mean[~tm], std[~tm] = st.mean, st.std
+        per_date = [s.series[t] for s in stacks for t in range(s.n_dates)]
+        date_masks = [m for s, m in zip(stacks, ms, strict=True) for _ in range(s.n_dates)]
+        st = cls.fit(per_date, date_masks, max_samples=max_samples, min_std=min_std, seed=seed)
+        mean[tm], std[tm] = st.mean, st.std
+        return cls(mean=mean, std=std, names=layout.names)
+
+    def select(self, mask: np.ndarray) -> NormStats:
+        """The statistics of the channels where boolean ``mask`` ``(C,)`` is True."""
+        m = np.asarray(mask, dtype=bool)
+        if m.shape != self.mean.shape:
+            raise InputError(f"select needs a ({self.n_channels},) mask; got {m.shape}.")
+        names = None if self.names is None else tuple(n for n, k in zip(self.names, m,
+                                                                         strict=True) if k)
+        return NormStats(mean=self.mean[m], std=self.std[m], names=names)
 
     def apply(self, x: np.ndarray) -> np.ndarray:
         """Normalise ``(C, h, w)`` or ``(B, C, h, w)``; returns float32 with NaN → 0."""

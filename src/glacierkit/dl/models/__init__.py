@@ -16,7 +16,7 @@ batch, height and width (see :func:`onnx_dynamic_shapes`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from glacierkit.errors import DependencyNotFoundError, InputError
@@ -31,37 +31,42 @@ except ImportError as exc:  # pragma: no cover - exercised only without the dl e
     ) from exc
 
 from glacierkit.dl.models.blocks import SegmentationModel
-from glacierkit.dl.models.facies_cnn import FACIES_CNN_SIZES, FaciesCNN
+from glacierkit.dl.models.facies_cnn import FaciesCNN
 from glacierkit.dl.models.glavitu import GLAVITU_SIZES, GlaViTU
 from glacierkit.dl.models.resunet import RESUNET_SIZES, ResUNet
+from glacierkit.dl.registry import IMAGE_INPUTS, SERIES_INPUTS, model_spec
 
 __all__ = [
     "ARCHS",
     "PATCH_ARCHS",
+    "SERIES_ARCHS",
     "SIZES",
     "FaciesCNN",
     "GlaViTU",
     "ResUNet",
     "SegmentationModel",
     "build_model",
+    "call_model",
     "count_parameters",
     "enable_mc_dropout",
+    "input_names",
+    "model_inputs",
     "model_kwargs",
     "onnx_dynamic_shapes",
 ]
 
-#: Architectures :func:`build_model` knows.
+#: Single-date segmentation architectures (inputs ``x``, ``present``, ``cond``).
 ARCHS: tuple[str, ...] = ("resunet", "glavitu")
 
 #: Point-label patch classifiers (no conditioning, no down-sampling): the facies CNN.
 PATCH_ARCHS: tuple[str, ...] = ("facies_cnn",)
 
+#: Time-series architectures (inputs ``series``, ``dates``, ``mask``).
+SERIES_ARCHS: tuple[str, ...] = ()
+
 #: Size presets per architecture (``size=`` of :func:`build_model`).
 SIZES: dict[str, dict[str, dict]] = {"resunet": RESUNET_SIZES, "glavitu": GLAVITU_SIZES}
-_ALL_SIZES: dict[str, dict[str, dict]] = {**SIZES, "facies_cnn": FACIES_CNN_SIZES}
 
-_CLASSES: dict[str, type[SegmentationModel]] = {"resunet": ResUNet, "glavitu": GlaViTU,
-                                                "facies_cnn": FaciesCNN}
 _INT_SEQ = ("widths",)
 _INTS = ("bottleneck", "depth", "dim", "n_blocks", "heads", "patch")
 
@@ -89,10 +94,8 @@ def build_model(arch: str, *, group_channels: Sequence[int], n_classes: int,
     Raises:
         InputError: unknown arch, size or override, or an invalid value.
     """
-    if arch not in _CLASSES:
-        raise InputError(f"unknown arch {arch!r}; choose one of "
-                         f"{', '.join(ARCHS + PATCH_ARCHS)}.")
-    presets = _ALL_SIZES[arch]
+    spec = model_spec(arch)
+    presets = spec.sizes
     if size not in presets:
         raise InputError(f"unknown size {size!r} for {arch}; choose one of "
                          f"{', '.join(presets)} or override widths etc. explicitly.")
@@ -118,12 +121,15 @@ def build_model(arch: str, *, group_channels: Sequence[int], n_classes: int,
                          f"{', '.join(sorted(config))}.")
     config.update(overrides)
     config = _check_config(arch, config)
-    return _CLASSES[arch](group_channels=gc, n_classes=int(n_classes), cond_dim=int(cond_dim),
-                          size=size, dropout=float(dropout), **config)
+    return spec.factory(group_channels=gc, n_classes=int(n_classes), cond_dim=int(cond_dim),
+                        size=size, dropout=float(dropout), **config)
 
 
 def _check_config(arch: str, config: dict) -> dict:
     out = dict(config)
+    if arch not in ("facies_cnn", "resunet", "glavitu"):
+        # Other architectures validate their own hyper-parameters; JSON lists become tuples.
+        return {k: tuple(v) if isinstance(v, list) else v for k, v in config.items()}
     if arch == "facies_cnn":
         try:
             out["widths"] = tuple(int(w) for w in config["widths"])
@@ -160,7 +166,7 @@ def model_kwargs(model: nn.Module) -> dict[str, Any]:
     All hyper-parameters are resolved (not just the overrides), so the model rebuilds
     identically even if the size presets change in a later version.
     """
-    if not isinstance(model, SegmentationModel):
+    if not hasattr(model, "arch") or not hasattr(model, "config"):
         raise InputError(f"model_kwargs needs a model from build_model; got "
                          f"{type(model).__name__}.")
     return {
@@ -197,18 +203,69 @@ def count_parameters(model: nn.Module, *, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
-def onnx_dynamic_shapes(model: SegmentationModel, *, with_cond: bool | None = None) -> dict:
-    """``dynamic_shapes`` for ``torch.onnx.export(model, (x, present, cond), dynamo=True)``.
+def input_names(model: nn.Module) -> tuple[str, ...]:
+    """The inputs ``model`` takes, in call order (also the ONNX graph's input names).
+
+    ``("x", "present"[, "cond"])`` for single-date models (``cond`` only when
+    ``cond_dim > 0``), ``("series", "dates", "mask")`` for time-series models.
+    """
+    names = tuple(getattr(model, "inputs", IMAGE_INPUTS))
+    if names == IMAGE_INPUTS and int(getattr(model, "cond_dim", 0)) == 0:
+        names = names[:2]
+    return names
+
+
+def model_inputs(model: nn.Module, batch: Mapping[str, Any]) -> dict[str, Any]:
+    """The entries of a batch dict that ``model`` takes (see :func:`input_names`).
+
+    Raises:
+        InputError: the batch lacks an input, e.g. single-date inputs (``x``) given to a
+            series model or a series (``series``) given to a single-date model.
+    """
+    names = input_names(model)
+    missing = [n for n in names if n not in batch or batch[n] is None]
+    if missing:
+        kind = "a time series (series, dates, mask)" if names == SERIES_INPUTS else \
+            "single-date inputs (x, present[, cond])"
+        given = sorted(k for k in batch if k in (*IMAGE_INPUTS, *SERIES_INPUTS))
+        raise InputError(f"{getattr(model, 'arch', type(model).__name__)} takes {kind}; the "
+                         f"batch has {given} but lacks {missing}.")
+    return {n: batch[n] for n in names}
+
+
+def call_model(model: nn.Module, inputs: Mapping[str, Any], *, aux: bool = False) -> Any:
+    """``model(**inputs)`` (logits ``(B, K, H, W)``), or ``(main, aux_list)`` with ``aux``.
+
+    A model without ``forward_aux`` has no auxiliary outputs (empty list).
+    """
+    if aux:
+        if hasattr(model, "forward_aux"):
+            main, extra = model.forward_aux(**inputs)
+            return main, list(extra)
+        return model(**inputs), []
+    return model(**inputs)
+
+
+def onnx_dynamic_shapes(model: nn.Module, *, with_cond: bool | None = None) -> dict:
+    """``dynamic_shapes`` for ``torch.onnx.export(model, inputs, dynamo=True)``.
 
     Batch is dynamic; height and width are dynamic multiples of ``model.multiple``
     (``multiple * Dim``), which lets the exporter prove the down/up-sampling shapes agree.
-    ``cond`` gets a dynamic batch when the model is conditioned (``with_cond`` defaults to
-    ``model.cond_dim > 0``), else ``None``.
+    Single-date models: ``x``, ``present`` and — when conditioned (``with_cond`` defaults to
+    ``model.cond_dim > 0``) — ``cond``, else ``cond: None``. Series models: ``series``
+    ``(B, T, C, H, W)``, ``dates`` and ``mask`` ``(B, T)``, with ``T`` dynamic unless the
+    model needs a fixed number of dates (``model.time_steps``).
     """
     dim = torch.export.Dim
     batch = dim("batch", min=1, max=4096)
     h = model.multiple * dim("h_blocks", min=1, max=4096)
     w = model.multiple * dim("w_blocks", min=1, max=4096)
+    if input_names(model) == SERIES_INPUTS:
+        if getattr(model, "time_steps", None) is None:
+            t = dim("dates", min=2, max=1024)
+            return {"series": {0: batch, 1: t, 3: h, 4: w}, "dates": {0: batch, 1: t},
+                    "mask": {0: batch, 1: t}}
+        return {"series": {0: batch, 3: h, 4: w}, "dates": {0: batch}, "mask": {0: batch}}
     with_cond = model.cond_dim > 0 if with_cond is None else with_cond
     return {
         "x": {0: batch, 2: h, 3: w},

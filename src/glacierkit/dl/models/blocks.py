@@ -310,6 +310,11 @@ class SegmentationModel(nn.Module):
     """
 
     arch: str = ""
+    #: Input names in call order (the ONNX graph's inputs; ``cond`` only when conditioned).
+    inputs: tuple[str, ...] = ("x", "present", "cond")
+    #: Single-date models take no time axis.
+    time_steps: int | None = None
+    date_aware: bool = False
 
     def __init__(self, *, group_channels: Sequence[int], n_classes: int, cond_dim: int,
                  size: str, multiple: int, dropout: float):

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from glacierkit.dl.models.blocks import SegmentationModel
+from glacierkit.dl.registry import register_model
 from glacierkit.errors import InputError
 
 __all__ = ["FACIES_CNN_SIZES", "FaciesCNN", "receptive_field"]
@@ -51,6 +52,7 @@ def receptive_field(kernel: int, dilations: Sequence[int]) -> int:
     return 1 + sum((int(kernel) - 1) * int(d) for d in dilations)
 
 
+@register_model("facies_cnn", sizes=FACIES_CNN_SIZES, builtin=True, family="patch")
 class FaciesCNN(SegmentationModel):
     """Fully convolutional patch classifier; see the module docstring.
 

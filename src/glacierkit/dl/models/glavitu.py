@@ -45,6 +45,7 @@ from glacierkit.dl.models.blocks import (
     conv_norm_act,
     seg_head,
 )
+from glacierkit.dl.registry import register_model
 
 __all__ = ["GLAVITU_SIZES", "GlaViTU"]
 
@@ -66,6 +67,7 @@ AUX_STRIDES = (4, 8)
 _EPS = 1e-6
 
 
+@register_model("glavitu", sizes=GLAVITU_SIZES, builtin=True)
 class GlaViTU(SegmentationModel):
     """GlaViTU-class hybrid CNN–transformer; see the module docstring for the layout.
 

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from torch import Tensor, nn
 
 from glacierkit.dl.models.blocks import FiLM, ResBlock, SegmentationModel, UpBlock, seg_head
+from glacierkit.dl.registry import register_model
 
 __all__ = ["RESUNET_SIZES", "ResUNet"]
 
@@ -34,6 +35,7 @@ RESUNET_SIZES: dict[str, dict] = {
 AUX_STRIDES = (4, 8)
 
 
+@register_model("resunet", sizes=RESUNET_SIZES, builtin=True)
 class ResUNet(SegmentationModel):
     """Residual U-Net baseline; see the module docstring for the layout.
 
