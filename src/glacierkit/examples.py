@@ -173,6 +173,7 @@ SOURCES: dict[str, str] = {
     "geoutils_everest_exploradores": "GlacioHack/geoutils-data",
     "giv_perito_moreno_s2_series": "MaxVWDV/glacier-image-velocimetry",
     "polar_glacier_change_samples": "cuibinge/Glacier-Dataset",
+    "s1_rtc_tsho_rolpa_series": "npsar-nasa/npSAR-dl",
 }
 """Public GitHub repository (``owner/name``) that each dataset's files come from."""
 
@@ -342,6 +343,28 @@ _META: dict[str, tuple[str, str, str, str]] = {
         "labels) of the SE coast of Greenland and of Svalbard; the full dataset has 683 pairs "
         "of 256×256 patches. Exercises change-detection inference on real imagery and plain "
         "image input.",
+    ),    "s1_rtc_tsho_rolpa_series": (
+        "Tsho Rolpa (Nepal): 66 Sentinel-1 RTC γ⁰ VV dates, 2015–2025, on one 20 m grid",
+        "No licence stated: the source repository has no LICENSE file and its README names "
+        "none, so its clipping is unlicensed; used here only as test and demo input, with "
+        "attribution (ask the authors before redistributing, or regenerate the same clips "
+        "from ASF HyP3: the product names are in the file names). Pixel data: ASF HyP3 RTC "
+        "products from Copernicus Sentinel-1 data (free and open, also commercially, with "
+        "attribution). MANIFEST.tsv and original_paths.tsv were written for glacierkit.",
+        "npSAR-dl (NASA Space Apps Challenge 2025 project), "
+        "https://github.com/npsar-nasa/npSAR-dl (data files as of commit "
+        "f3fd1c946047cc1e39d112c8fc21db17707a2553, Training_Dataset/Backup/tshoRolpa/ and "
+        "Training_Dataset/tshoRolpa/; snapshot 3b7dabf25048620b998ea9e34d42d2cc1e049af9). "
+        "Contains modified Copernicus Sentinel data 2015–2025, processed by ASF DAAC HyP3 "
+        "(GAMMA).",
+        "66 ASF HyP3 RTC20 clips (Sentinel-1A IW, VV, γ⁰ linear power, float32, nodata 0 = "
+        "layover/shadow; EPSG:32645, 144×135 px at 20 m, about 2.9 × 2.7 km) of the Tsho Rolpa "
+        "glacial lake and the debris-covered Trakarding Glacier tongue: one July scene per "
+        "year 2015–2020 and 12 per year 2021–2025 (January–September); 23 descending "
+        "(≈00:11 UTC) and 43 ascending (≈12:13–12:22 UTC, several relative orbits) passes; "
+        "the AOI polygon; a manifest (sha256) and the map from file names to the source "
+        "paths. No labels. Exercises time-series stacks, date parsing, pass separation, "
+        "dB conversion and SAR change-detection baselines.",
     ),
 }
 
