@@ -343,7 +343,8 @@ _META: dict[str, tuple[str, str, str, str]] = {
         "labels) of the SE coast of Greenland and of Svalbard; the full dataset has 683 pairs "
         "of 256×256 patches. Exercises change-detection inference on real imagery and plain "
         "image input.",
-    ),    "s1_rtc_tsho_rolpa_series": (
+    ),
+    "s1_rtc_tsho_rolpa_series": (
         "Tsho Rolpa (Nepal): 66 Sentinel-1 RTC γ⁰ VV dates, 2015–2025, on one 20 m grid",
         "No licence stated: the source repository has no LICENSE file and its README names "
         "none, so its clipping is unlicensed; used here only as test and demo input, with "
