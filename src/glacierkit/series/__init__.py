@@ -8,7 +8,9 @@ the time), :mod:`~.stack` (:func:`open_series`, :class:`SeriesStack`: checked, w
 Torch-free: nothing here imports torch.
 """
 
+from glacierkit.series.baseline import SarRatioResult, run_sar_ratio, sar_ratio
 from glacierkit.series.dates import parse_acquisition, pass_direction
+from glacierkit.series.select import in_season, select_all, select_per_year
 from glacierkit.series.stack import (
     SCALES,
     SeriesFile,
@@ -20,11 +22,17 @@ from glacierkit.series.stack import (
 
 __all__ = [
     "SCALES",
+    "SarRatioResult",
     "SeriesFile",
     "SeriesStack",
     "guess_scale_hint",
+    "in_season",
     "open_series",
     "parse_acquisition",
     "pass_direction",
+    "run_sar_ratio",
+    "sar_ratio",
+    "select_all",
+    "select_per_year",
     "to_db",
 ]

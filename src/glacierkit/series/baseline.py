@@ -17,7 +17,10 @@ Asia. Users set both (southern hemisphere: ``melt=(1, 2), reference=(7, 8)``). C
 255 where a window has no valid observation of the pixel. This is a baseline to beat:
 wet seasonal snow off the glaciers is class 1 as well, debris-covered ice shows little change
 and is mostly class 0, layover/shadow are nodata, and the ratio only makes sense within one
-orbit pass (one viewing geometry), which :func:`run_sar_ratio` enforces.
+orbit pass (one viewing geometry), which :func:`run_sar_ratio` enforces. Strictly it compares
+one relative orbit with itself; file names of ASF HyP3 products do not carry the relative
+orbit, and acquisitions of one pass whose times of day differ by minutes (e.g. 12:13 and
+12:22 UTC) come from neighbouring tracks: subset such a stack by time of day when it matters.
 
 Torch-free.
 """
