@@ -22,6 +22,18 @@ lives in a shared-memory tensor, so it reaches DataLoader workers, persistent on
 Order of operations per item: read raw patch → gamma on optical channels (raw units) →
 normalise (NaN → 0) → Gaussian noise on valid pixels of present groups → flips/rot90 of ``x``
 and ``y`` together → group dropout (channels 0, ``present`` 0) → conditioning vector.
+
+**Time series.** For a layout with timed groups an item holds instead::
+
+    {"series": float32 (T, C_s, P, P)  normalised channels per date (missing dates 0),
+     "dates": float32 (T,)            days since the scene's reference date,
+     "mask": float32 (T,)             1 observed, 0 missing/dropped/padding,
+     "y", "scene", "row", "col"}       as above (plus "x", "present" for single-date groups)
+
+``T`` is the largest number of dates of the dataset's scenes (shorter series are padded,
+``mask`` 0). Order per item: read → normalise → Gaussian noise and one offset per date →
+the same flip/rotation for every date and the labels → date jitter → date dropout. A date
+without any data in the patch has ``mask`` 0.
 """
 
 from __future__ import annotations
@@ -63,6 +75,14 @@ class Augment:
             and ``keep_groups`` are never dropped, and an item never loses all its groups.
         keep_groups: Names of groups that are never dropped.
         primary: Name of the primary group (default: the layout's first group).
+        date_offset_std: Time series only: standard deviation of one offset per date added
+            to that date's normalised channels at valid pixels (photometric change per date:
+            calibration, moisture, incidence), drawn independently for every date.
+        date_jitter_days: Time series only: each date value moves by a uniform
+            ``[-j, +j]`` days (date-aware models learn seasons, not exact days).
+        date_dropout: Time series only: probability of dropping each observed date (its
+            channels 0 and its ``mask`` 0); an item always keeps at least one date. For
+            models with a fixed number of dates the slot stays (zeroed), so ``T`` is kept.
     """
 
     flips: bool = True
@@ -72,10 +92,19 @@ class Augment:
     group_dropout: float = 0.2
     keep_groups: tuple[str, ...] = ()
     primary: str | None = None
+    date_offset_std: float = 0.0
+    date_jitter_days: float = 0.0
+    date_dropout: float = 0.0
 
     def __post_init__(self) -> None:
         if self.noise_std < 0:
             raise InputError(f"noise_std must be >= 0; got {self.noise_std}.")
+        if self.date_offset_std < 0 or self.date_jitter_days < 0:
+            raise InputError(f"date_offset_std and date_jitter_days must be >= 0; got "
+                             f"{self.date_offset_std}, {self.date_jitter_days}.")
+        if not 0 <= self.date_dropout < 1:
+            raise InputError(f"date_dropout must be a probability in [0, 1); got "
+                             f"{self.date_dropout}.")
         if self.gamma is not None:
             g = tuple(float(v) for v in self.gamma)
             if len(g) != 2 or not 0 < g[0] <= g[1]:
@@ -178,6 +207,12 @@ class _PatchBase(Dataset):
             keep = {augment.primary or layout.group_names[0], *augment.keep_groups}
             self._droppable = np.array([g not in keep for g in layout.group_names])
         self._cond_cache: dict[int, np.ndarray] = {}
+        if layout.timed:
+            tm = layout.time_mask
+            self._series_norm = norm.select(tm)
+            self._static_norm = norm.select(~tm) if (~tm).any() else None
+            self._static_groups = np.array([not g.time for g in layout.groups])
+            self.max_dates = max(s.n_dates for s in self.scenes)
 
     # ------------------------------------------------------------------ setup
     @staticmethod
@@ -279,6 +314,8 @@ class _PatchBase(Dataset):
     # ------------------------------------------------------------------ items
     def _item(self, index: int, labels: list[np.ndarray] | None) -> dict[str, Any]:
         rng = np.random.default_rng([self.seed, self.epoch, int(index)])
+        if self.layout.timed:
+            return self._series_item(index, labels, rng)
         si, r0, c0 = self._pick(int(index), rng)
         scene = self.scenes[si]
         p = self.patch_size
@@ -324,6 +361,69 @@ class _PatchBase(Dataset):
             "present": torch.from_numpy(present),
             "cond": torch.from_numpy(np.ascontiguousarray(cond, dtype=np.float32)),
         }
+        if y is not None:
+            out["y"] = torch.from_numpy(np.ascontiguousarray(y))
+        else:
+            out["valid"] = torch.from_numpy(np.ascontiguousarray(vmask))
+        out.update(scene=si, row=r0, col=c0)
+        return out
+
+    def _series_item(self, index: int, labels: list[np.ndarray] | None,
+                     rng: np.random.Generator) -> dict[str, Any]:
+        """An item of a layout with timed groups: ``series``, ``dates``, ``mask`` (+ ``x``)."""
+        si, r0, c0 = self._pick(int(index), rng)
+        scene = self.scenes[si]
+        p = self.patch_size
+        raw = scene.series[:, :, r0:r0 + p, c0:c0 + p].astype(np.float32, copy=True)
+        t = raw.shape[0]
+        y = None if labels is None else labels[si][r0:r0 + p, c0:c0 + p].astype(np.int64)
+        aug = self.augment
+        # Draw every random number in a fixed order, whatever the options.
+        u = rng.random(4)
+        valid = np.isfinite(raw)
+        x = self._series_norm.apply(raw)  # (T, S, p, p): T plays the batch axis
+        noise = rng.standard_normal(x.shape, dtype=np.float32)
+        offsets = rng.standard_normal(t).astype(np.float32)
+        jitter = rng.uniform(-1.0, 1.0, t)
+        drop_u = rng.random(t)
+        if aug is not None and aug.noise_std > 0:
+            x += aug.noise_std * noise * valid
+        if aug is not None and aug.date_offset_std > 0:
+            x += aug.date_offset_std * offsets[:, None, None, None] * valid
+        vmask = valid.all(axis=1).any(axis=0)
+        static = None
+        if self._static_norm is not None:
+            static = self._static_norm.apply(scene.data[:, r0:r0 + p, c0:c0 + p])
+        if aug is not None:
+            k = int(u[0] * 4) if aug.rot90 else 0
+            fh = aug.flips and u[1] < 0.5
+            fv = aug.flips and u[2] < 0.5
+            x, y, vmask, static = (_dihedral(a, k, fh, fv) if a is not None else None
+                                   for a in (x, y, vmask, static))
+        dates = np.asarray(scene.dates, dtype=np.float64).copy()
+        mask = valid.any(axis=(1, 2, 3)).astype(np.float32)  # a date without data: missing
+        if aug is not None and aug.date_jitter_days > 0:
+            dates += aug.date_jitter_days * jitter
+        if aug is not None and aug.date_dropout > 0:
+            drop = (mask > 0) & (drop_u < aug.date_dropout)
+            if drop.any() and not ((mask > 0) & ~drop).any():
+                cand = np.flatnonzero(drop)
+                drop[cand[int(u[3] * len(cand))]] = False
+            x[drop] = 0.0
+            mask[drop] = 0.0
+        pad = self.max_dates - t
+        series = np.zeros((self.max_dates, *x.shape[1:]), dtype=np.float32)
+        series[:t] = x
+        out: dict[str, Any] = {
+            "series": torch.from_numpy(series),
+            "dates": torch.from_numpy(np.concatenate([dates, np.full(pad, dates[-1])])
+                                      .astype(np.float32)),
+            "mask": torch.from_numpy(np.concatenate([mask, np.zeros(pad, np.float32)])),
+        }
+        if static is not None:
+            out["x"] = torch.from_numpy(np.ascontiguousarray(static, dtype=np.float32))
+            out["present"] = torch.from_numpy(
+                np.array(scene.present, dtype=np.float32)[self._static_groups])
         if y is not None:
             out["y"] = torch.from_numpy(np.ascontiguousarray(y))
         else:

@@ -238,23 +238,27 @@ def resolve_accelerator(accelerator: str) -> str:
 
 # ---------------------------------------------------------------------------------- helpers
 def _unpack(batch: Mapping[str, Any], model: nn.Module
-            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-    """``(x, present, cond or None, y or None)`` of a batch dict."""
-    x = batch["x"]
-    present = batch["present"]
-    cond = batch.get("cond")
-    if int(getattr(model, "cond_dim", 0)) == 0 or cond is None or cond.shape[-1] == 0:
-        cond = None
-    return x, present, cond, batch.get("y")
+            ) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
+    """``(model inputs by name, y or None)`` of a batch dict (see ``docs/design/dl.md``)."""
+    from glacierkit.dl.models import model_inputs
+
+    inputs = dict(batch)
+    cond = inputs.get("cond")
+    if cond is not None and (int(getattr(model, "cond_dim", 0)) == 0 or cond.shape[-1] == 0):
+        inputs["cond"] = None
+    return model_inputs(model, inputs), batch.get("y")
 
 
-def _forward_aux(model: nn.Module, x: torch.Tensor, present: torch.Tensor,
-                 cond: torch.Tensor | None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+def _forward_aux(model: nn.Module, inputs: Mapping[str, torch.Tensor]
+                 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """Main and auxiliary logits; a model without ``forward_aux`` has no auxiliary outputs."""
-    if hasattr(model, "forward_aux"):
-        main, aux = model.forward_aux(x, present, cond)
-        return main, list(aux)
-    return model(x, present, cond), []
+    from glacierkit.dl.models import call_model
+
+    return call_model(model, inputs, aux=True)
+
+
+def _batch_size(inputs: Mapping[str, torch.Tensor]) -> int:
+    return int(next(iter(inputs.values())).shape[0])
 
 
 def _confusion_counts(logits: torch.Tensor, y: torch.Tensor, n_classes: int) -> torch.Tensor:
@@ -396,7 +400,8 @@ class SegmentationTask(L.LightningModule):
     ``CosineAnnealingWarmRestarts`` stepped every optimizer step.
 
     Args:
-        model: The network; ``model(x, present, cond) -> (B, K, H, W)`` logits.
+        model: The network; ``model(**inputs) -> (B, K, H, W)`` logits with the inputs it
+            names (``x, present[, cond]`` or ``series, dates, mask``).
         cfg: The training config.
         steps_per_epoch: Optimizer steps per epoch (converts ``restart_epochs`` to steps).
         class_weights: Per-class focal weights α (``K`` values) or None.
@@ -425,10 +430,9 @@ class SegmentationTask(L.LightningModule):
         self._val_loss = [0.0, 0]
         self._train_loss = [0.0, 0]
 
-    def forward(self, x: torch.Tensor, present: torch.Tensor,
-                cond: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, *args: Any, **inputs: Any) -> torch.Tensor:
         """Logits ``(B, K, H, W)`` of the wrapped model."""
-        return self.model(x, present, cond)
+        return self.model(*args, **inputs)
 
     # -- training
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
@@ -437,12 +441,13 @@ class SegmentationTask(L.LightningModule):
 
     def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> torch.Tensor:
         """Deep-supervision focal loss of one batch."""
-        x, present, cond, y = _unpack(batch, self.model)
+        inputs, y = _unpack(batch, self.model)
         if y is None:
             raise InputError("training batches need labels 'y'; use a labelled PatchDataset.")
-        if cond is not None and self.cfg.p_unknown > 0:
-            cond = _replace_with_unknown(cond, self.cfg.p_unknown)
-        main, aux = _forward_aux(self.model, x, present, cond)
+        if inputs.get("cond") is not None and self.cfg.p_unknown > 0:
+            inputs["cond"] = _replace_with_unknown(inputs["cond"], self.cfg.p_unknown)
+        main, aux = _forward_aux(self.model, inputs)
+        n = _batch_size(inputs)
         weights = tuple(self.cfg.aux_weights[: len(aux)])
         total, _parts = deep_supervision_loss(main, aux[: len(weights)], y, self.loss_fn,
                                               aux_weights=weights)
@@ -452,9 +457,9 @@ class SegmentationTask(L.LightningModule):
                 f"the training loss became {value} at step {self.global_step}; check the inputs "
                 f"for NaN/inf (nodata must be 0 after normalisation) or lower lr ({self.cfg.lr})."
             )
-        self._train_loss[0] += value * x.shape[0]
-        self._train_loss[1] += x.shape[0]
-        self.log("train_loss", total.detach(), prog_bar=True, batch_size=x.shape[0])
+        self._train_loss[0] += value * n
+        self._train_loss[1] += n
+        self.log("train_loss", total.detach(), prog_bar=True, batch_size=n)
         return total
 
     def on_train_epoch_start(self) -> None:
@@ -476,14 +481,14 @@ class SegmentationTask(L.LightningModule):
 
     def validation_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
         """Accumulate the confusion matrix and the focal loss of the main output."""
-        x, present, cond, y = _unpack(batch, self.model)
+        inputs, y = _unpack(batch, self.model)
         if y is None:
             raise InputError("validation batches need labels 'y'; use a labelled PatchDataset.")
-        logits = self.model(x, present, cond)
+        logits = self.model(**inputs)
         if bool((y != IGNORE_INDEX).any()):
             loss = self.loss_fn(logits, y)
-            self._val_loss[0] += float(loss) * x.shape[0]
-            self._val_loss[1] += x.shape[0]
+            self._val_loss[0] += float(loss) * _batch_size(inputs)
+            self._val_loss[1] += _batch_size(inputs)
         assert self._cm is not None
         self._cm += _confusion_counts(logits.detach(), y, self.cfg.n_classes)
 
@@ -976,10 +981,11 @@ def _batches(model: nn.Module, dataset: Dataset, batch_size: int, device: torch.
     fixed = None if cond is None else torch.as_tensor(np.asarray(cond), dtype=torch.float32)
     with torch.inference_mode():
         for batch in loader:
-            x, present, c, _ = _unpack(batch, model)
-            if fixed is not None:
-                c = fixed.to(device).expand(x.shape[0], -1)
-            logits = model(x.to(device), present.to(device), None if c is None else c.to(device))
+            inputs, _ = _unpack(batch, model)
+            inputs = {k: None if v is None else v.to(device) for k, v in inputs.items()}
+            if fixed is not None and "cond" in inputs:
+                inputs["cond"] = fixed.to(device).expand(_batch_size(inputs), -1)
+            logits = model(**inputs)
             yield logits.float(), batch
 
 

@@ -31,10 +31,20 @@ except ImportError as exc:  # pragma: no cover - exercised only without the dl e
     ) from exc
 
 from glacierkit.dl.models.blocks import SegmentationModel
+from glacierkit.dl.models.convlstm import CONVLSTM_SIZES, ConvLSTMUNet
 from glacierkit.dl.models.facies_cnn import FaciesCNN
 from glacierkit.dl.models.glavitu import GLAVITU_SIZES, GlaViTU
+from glacierkit.dl.models.icemapper import ICEMAPPER3D_SIZES, ICEmapper3D
 from glacierkit.dl.models.resunet import RESUNET_SIZES, ResUNet
-from glacierkit.dl.registry import IMAGE_INPUTS, SERIES_INPUTS, model_spec
+from glacierkit.dl.models.utae import UTAE, UTAE_SIZES
+from glacierkit.dl.registry import IMAGE_INPUTS, SERIES_INPUTS, model_spec, register_model
+
+# The time-series models (their modules stay importable without the registry).
+for _name, _cls, _sizes in (("icemapper3d", ICEmapper3D, ICEMAPPER3D_SIZES),
+                            ("convlstm", ConvLSTMUNet, CONVLSTM_SIZES),
+                            ("utae", UTAE, UTAE_SIZES)):
+    register_model(_name, sizes=_sizes, inputs=SERIES_INPUTS, family="series",
+                   builtin=True)(_cls)
 
 __all__ = [
     "ARCHS",
@@ -61,11 +71,14 @@ ARCHS: tuple[str, ...] = ("resunet", "glavitu")
 #: Point-label patch classifiers (no conditioning, no down-sampling): the facies CNN.
 PATCH_ARCHS: tuple[str, ...] = ("facies_cnn",)
 
-#: Time-series architectures (inputs ``series``, ``dates``, ``mask``).
-SERIES_ARCHS: tuple[str, ...] = ()
+#: Time-series architectures (inputs ``series``, ``dates``, ``mask``): the ICEmapper-class
+#: 3D-conv model, its bidirectional ConvLSTM variant and the date-aware U-TAE-class model.
+SERIES_ARCHS: tuple[str, ...] = ("icemapper3d", "convlstm", "utae")
 
 #: Size presets per architecture (``size=`` of :func:`build_model`).
-SIZES: dict[str, dict[str, dict]] = {"resunet": RESUNET_SIZES, "glavitu": GLAVITU_SIZES}
+SIZES: dict[str, dict[str, dict]] = {"resunet": RESUNET_SIZES, "glavitu": GLAVITU_SIZES,
+                                     "icemapper3d": ICEMAPPER3D_SIZES,
+                                     "convlstm": CONVLSTM_SIZES, "utae": UTAE_SIZES}
 
 _INT_SEQ = ("widths",)
 _INTS = ("bottleneck", "depth", "dim", "n_blocks", "heads", "patch")
