@@ -32,6 +32,8 @@ LOCAL_ONLY = {
     ("carst_yahtse_landsat8_pair", "yahtse_stable_rock.shp"),
     ("carst_yahtse_landsat8_pair", "yahtse_stable_rock.shx"),
     ("itslive_datacube_subset_se_tibet", "itslive_pairs_subset.nc"),
+    ("s1_rtc_tsho_rolpa_series", "MANIFEST.tsv"),
+    ("s1_rtc_tsho_rolpa_series", "original_paths.tsv"),
 }
 
 
@@ -134,7 +136,7 @@ def toy_partial(monkeypatch) -> ExampleDataset:
 def test_registry_contents():
     names = set(examples.DATASETS)
     assert REQUIRED <= names
-    assert len(names) == 10
+    assert len(names) == 11
     assert [d.name for d in examples.list_datasets()] == list(examples.DATASETS)
     for ds in examples.list_datasets():
         assert ds.folder == ds.name
@@ -146,7 +148,7 @@ def test_registry_contents():
             assert re.fullmatch(r"[0-9a-f]{64}", f.sha256), f
             assert f.size > 0
             assert not f.path.startswith("/") and ".." not in f.path.split("/")
-    assert sum(len(d.files) for d in examples.list_datasets()) == 643
+    assert sum(len(d.files) for d in examples.list_datasets()) == 712
 
 
 def test_wgms_tables_registered():
