@@ -83,7 +83,7 @@ def parse_name(path: Path, lon: float) -> dict[str, Any]:
         raise SystemExit(f"{path.name}: not a HyP3 RTC file name.")
     utc = datetime.strptime(m.group(2), "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
     local = utc + timedelta(hours=lon / 15.0)
-    hour = local.hour + local.minute / 60
+    hour = local.hour + local.minute / 60 + local.second / 3600
     return {"file": path.name, "mission": m.group(1), "utc": utc, "local_solar": local,
             "local_solar_h": hour, "pol": m.group(3), "orbit_type": m.group(4),
             "pixel_m": int(m.group(5)), "options": m.group(6), "product_id": m.group(7),
@@ -263,7 +263,7 @@ def generator_defaults(r: dict[str, Any]) -> dict[str, Any]:
                                    for g in geo],
         "layover_shadow_fraction": {g: r["geometries"][g]["layover_shadow_fraction"]["median"]
                                     for g in geo},
-        "local_solar_h": {p: r["passes"][p]["local_solar_h"]["median"] for p in r["passes"]},
+        "local_solar_h": {g: r["geometries"][g]["local_solar_h"]["median"] for g in geo},
     }
 
 
