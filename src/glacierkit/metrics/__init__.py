@@ -8,8 +8,12 @@ Numpy/scipy/sklearn/shapely only; never imports torch.
   scores plus area deviation (km², %) and boundary distances (m).
 * :mod:`~glacierkit.metrics.calibration`: ECE, reliability bins, calibration maps
   (temperature, isotonic, none) with a JSON-serialisable form.
+* :mod:`~glacierkit.metrics.area`: :func:`area_with_interval`, the expected glacier area of a
+  calibrated probability map with a block interval (ICEmapper's block bootstrap or the
+  calibrated-probability "bernoulli-blocks" interval).
 """
 
+from glacierkit.metrics.area import AREA_METHODS, area_with_interval
 from glacierkit.metrics.calibration import (
     CALIBRATION_MAPS,
     CalibrationMap,
@@ -42,6 +46,7 @@ from glacierkit.metrics.outlines import (
 from glacierkit.metrics.segmentation import IGNORE_INDEX, ConfusionMatrix, segmentation_scores
 
 __all__ = [
+    "AREA_METHODS",
     "CALIBRATION_MAPS",
     "IGNORE_INDEX",
     "CalibrationMap",
@@ -51,6 +56,7 @@ __all__ = [
     "ReliabilityBins",
     "TemperatureScaling",
     "area_deviation",
+    "area_with_interval",
     "calibration_from_dict",
     "class_axis",
     "compare_calibrations",
