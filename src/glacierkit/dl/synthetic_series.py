@@ -53,7 +53,9 @@ holds exactly). For water the "melt" value is open water, the "dry" value lake i
   that image is 2.9 / 3.5 dB, texture and topography together), mean exactly 1 in linear power;
 * ``topo_p``: ``(max(cos θ_loc, shadow_floor) / cos θ) ** topo_exponent`` with ``cos θ_loc``
   from :func:`glacierkit.dl.synthetic.local_incidence_cos` for the pass's incidence θ and look
-  azimuth (1 where the DEM is absent or NaN);
+  azimuth (1 where the DEM is absent or NaN), divided by its mean over the pixels outside
+  layover/shadow, so that the scene's class means stay the configured ones (the measured
+  means are of terrain-corrected γ⁰ over rough terrain, topography included);
 * ``j_t``: a scene-wide radiometric jitter per date, normal with std ``jitter_db`` (measured:
   the date-to-date std of the off-lake area mean within a season is 0.17–0.49 dB, median
   0.42 dB; an upper bound, as it includes real surface change).
@@ -596,7 +598,9 @@ def synthetic_series(labels: np.ndarray, dates: Sequence[tuple[datetime | date, 
                                      look_azimuth_deg=g.look_azimuth_deg)
             topo = (np.maximum(cl, p.shadow_floor) / math.cos(math.radians(g.incidence_deg))
                     ) ** p.topo_exponent
-            gain[ps] = np.where(np.isfinite(topo), topo, 1.0)
+            topo = np.where(np.isfinite(topo), topo, 1.0)
+            ok = ~(lay[ps] | sha[ps])
+            gain[ps] = topo / float(topo[ok].mean()) if ok.any() else topo
         else:
             gain[ps] = np.ones((h, w))
     keys = sorted(p.classes)
