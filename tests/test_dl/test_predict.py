@@ -27,6 +27,7 @@ from glacierkit.dl.predict import predict_scene  # noqa: E402
 from glacierkit.dl.sources import (  # noqa: E402
     BandSource,
     NormStats,
+    SourceGroup,
     SourceLayout,
     prepare_channels,
 )
@@ -473,18 +474,26 @@ def test_in_place_normalisation_matches_normstats():
     from glacierkit.dl.predict import _TileFunction
 
     norm = NormStats(mean=np.array([0.3, 3500.0, -11.0]), std=np.array([0.25, 700.0, 3.0]))
-    fn = _TileFunction(layout=None, norm=norm, groups=[], file_slices=[], band_sel=[],
+    layout = SourceLayout((SourceGroup("a", "other", ("c1",)),
+                           SourceGroup("d", "dem", ("elevation",)),
+                           SourceGroup("s", "sar", ("vv_db",))))
+    fn = _TileFunction(layout=layout, norm=norm, groups=[], file_slices=[], band_sel=[],
                        pixel_size=(1.0, 1.0), multiple=1, n_classes=2, rule="all", cond=None,
                        runner=None, tta=False, mc_samples=0)
+    mean, inv, part = fn._stats["x"]
+
+    def normalise(a):
+        return fn._normalise(a, mean, inv, part)
+
     rng = np.random.default_rng(0)
     x = (rng.standard_normal((3, 16, 16)) * [[[0.3]], [[900]], [[4]]]
          + [[[0.3]], [[3500]], [[-11]]]).astype(np.float32)
     clean = x.copy()  # all finite: the fast path (no mask)
-    assert np.abs(norm.apply(clean.copy()) - fn._normalise(clean.copy())).max() < 1e-5
+    assert np.abs(norm.apply(clean.copy()) - normalise(clean.copy())).max() < 1e-5
     x[0, 0, :5] = np.nan
     x[1, 1, 1] = np.inf
     ref = norm.apply(x.copy())
-    got = fn._normalise(x.copy())
+    got = normalise(x.copy())
     assert np.abs(ref - got).max() < 1e-5 and np.isfinite(got).all()
     assert (got[0, 0, :5] == 0).all() and got[1, 1, 1] == 0
 

@@ -85,11 +85,22 @@ def activation_bytes(onnx_bytes: bytes, inputs: Mapping[str, Sequence[int]]) -> 
 
 
 def model_bytes_per_tile(onnx_bytes: bytes | None, *, n_channels: int, n_groups: int,
-                         cond_dim: int, tile_hw: tuple[int, int]) -> tuple[float, str]:
-    """Runtime activation memory of one ``(h, w)`` tile (bytes) and how it was estimated."""
+                         cond_dim: int, tile_hw: tuple[int, int], n_dates: int | None = None
+                         ) -> tuple[float, str]:
+    """Runtime activation memory of one ``(h, w)`` tile (bytes) and how it was estimated.
+
+    Single-date models take ``x`` ``(1, n_channels, h, w)`` and ``present``; with
+    ``n_dates`` the model takes a series ``(1, n_dates, n_channels, h, w)`` with ``dates``
+    and ``mask`` (the fallback then assumes the per-pixel bytes once per date).
+    """
     h, w = tile_hw
     if onnx_bytes:
-        inputs = {"x": (1, n_channels, h, w), "present": (1, n_groups)}
+        if n_dates is not None:
+            inputs: dict[str, tuple[int, ...]] = {
+                "series": (1, n_dates, n_channels, h, w), "dates": (1, n_dates),
+                "mask": (1, n_dates)}
+        else:
+            inputs = {"x": (1, n_channels, h, w), "present": (1, n_groups)}
         if cond_dim:
             inputs["cond"] = (1, cond_dim)
         try:
@@ -98,7 +109,8 @@ def model_bytes_per_tile(onnx_bytes: bytes | None, *, n_channels: int, n_groups:
         except (ValueError, KeyError, TypeError) as err:
             log.info("could not infer the model's activation memory from its ONNX graph "
                      "(%s); assuming %.0f B per tile pixel", err, FALLBACK_BYTES_PER_PX)
-    return FALLBACK_BYTES_PER_PX * h * w, f"assumed {FALLBACK_BYTES_PER_PX:.0f} B per pixel"
+    per = FALLBACK_BYTES_PER_PX * (n_dates or 1)
+    return per * h * w, f"assumed {per:.0f} B per pixel"
 
 
 def tiles_per_call(budget: Budget, *, model_bytes: float, tile_hw: tuple[int, int],

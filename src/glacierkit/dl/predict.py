@@ -230,6 +230,7 @@ class _GroupSource:
     name: str
     paths: tuple[Path, ...]
     bands: tuple[tuple[int, ...] | None, ...]
+    acquired: np.ndarray | None = None  # timed groups: (T,) datetime64[s], one per file
 
 
 def _normalise_sources(sources: Mapping[str, Any], layout: Any) -> dict[str, _GroupSource]:
@@ -248,6 +249,21 @@ def _normalise_sources(sources: Mapping[str, Any], layout: Any) -> dict[str, _Gr
     for name, spec in sources.items():
         if spec is None:
             continue
+        group = layout.group(name)
+        if group.time:
+            from .sources import _timed_sources
+
+            srcs, acquired = _timed_sources(spec, group)
+            paths_t = tuple(Path(b.path) for b in srcs)
+            for p in paths_t:
+                if not p.exists():
+                    raise DatasetNotFoundError(f"source {name!r}: {p} does not exist.")
+            out[name] = _GroupSource(name, paths_t, tuple(None for _ in paths_t), acquired)
+            continue
+        if hasattr(spec, "paths") and hasattr(spec, "dates"):
+            raise InputError(f"source group {name!r} is single-date in this model, but a "
+                             f"series ({len(list(spec.paths))} dates) was given; give one "
+                             f"raster, or use a model trained on series.")
         items = list(spec) if isinstance(spec, list | tuple) else [spec]
         if not items:
             raise InputError(f"source group {name!r} has an empty list of files; omit the "
@@ -310,7 +326,7 @@ def _colormap(classes: Sequence[str]) -> dict[int, tuple[int, int, int, int]]:
 
 # ---------------------------------------------------------------------------- backends
 class _OnnxRunner:
-    """ONNX Runtime session on CPU: ``logits = run(x, present, cond)``."""
+    """ONNX Runtime session on CPU: ``probabilities = run({input name: array})``."""
 
     name = "onnx"
     device = "cpu"
@@ -337,17 +353,14 @@ class _OnnxRunner:
                                             providers=["CPUExecutionProvider"])
         self.inputs = [i.name for i in self.session.get_inputs()]
 
-    def __call__(self, x: np.ndarray, present: np.ndarray,
-                 cond: np.ndarray | None) -> np.ndarray:
-        feeds = {"x": x, "present": present}
-        if "cond" in self.inputs:
-            feeds["cond"] = cond  # type: ignore[assignment]
+    def __call__(self, inputs: Mapping[str, np.ndarray | None]) -> np.ndarray:
+        feeds = {n: inputs[n] for n in self.inputs}
         # The session returns a fresh array: the softmax may overwrite it.
         return _softmax(self.session.run(["logits"], feeds)[0], inplace=True)
 
 
 class _TorchRunner:
-    """The torch model on a device: ``probabilities = run(x, present, cond)``."""
+    """The torch model on a device: ``probabilities = run({input name: array})``."""
 
     name = "torch"
 
@@ -360,21 +373,21 @@ class _TorchRunner:
             torch.set_num_threads(int(threads))
         self.device = str(device)
         self.model = bundle.build_torch_model(torch.device(device))
-        self.cond_dim = int(getattr(self.model, "cond_dim", 0) or 0)
+        from .models import input_names
+
+        self.inputs = list(input_names(self.model))
         if mc:
             from .models import enable_mc_dropout
 
             enable_mc_dropout(self.model)
 
-    def __call__(self, x: np.ndarray, present: np.ndarray,
-                 cond: np.ndarray | None) -> np.ndarray:
+    def __call__(self, inputs: Mapping[str, np.ndarray | None]) -> np.ndarray:
         torch = self.torch
         dev = torch.device(self.device)
         with torch.inference_mode():
-            tx = torch.from_numpy(x).to(dev, non_blocking=True)
-            tp = torch.from_numpy(present).to(dev)
-            tc = torch.from_numpy(cond).to(dev) if cond is not None and self.cond_dim else None
-            logits = self.model(tx, tp, tc)
+            feeds = {n: torch.from_numpy(inputs[n]).to(dev, non_blocking=True)
+                     for n in self.inputs}
+            logits = self.model(**feeds)
             return torch.softmax(logits.float(), dim=1).cpu().numpy()
 
 
@@ -387,8 +400,9 @@ def _check_model_io(runner: Any, k: int, channels: int, groups: int,
         ins = {i.name: i.shape for i in runner.session.get_inputs()}
         outs = runner.session.get_outputs()
         got = {"classes": outs[0].shape[1] if len(outs[0].shape) == 4 else None,
-               "channels": ins.get("x", [None, None])[1],
-               "groups": ins.get("present", [None, None])[1]}
+               "channels": (ins["series"][2] if "series" in ins
+                            else ins.get("x", [None, None])[1]),
+               "groups": None if "series" in ins else ins.get("present", [None, None])[1]}
     else:
         m = runner.model
         got = {"classes": getattr(m, "n_classes", None),
@@ -526,7 +540,13 @@ class _Stats:
 
 @dataclass
 class _TileFunction:
-    """``fn(arrays, tile)`` for run_tiled: raw sources → blended-ready probabilities."""
+    """``fn(arrays, tile)`` for run_tiled: raw sources → blended-ready probabilities.
+
+    Single-date groups become the model input ``x`` ``(C, h, w)`` with ``present``; the
+    files of a timed group are its dates and become ``series`` ``(T, C_s, h, w)`` with
+    ``dates`` and ``mask`` ``(T,)`` (``docs/design/dl.md``). The runner takes the inputs the
+    model names.
+    """
 
     layout: Any
     norm: Any
@@ -538,43 +558,49 @@ class _TileFunction:
     n_classes: int
     rule: str
     cond: Callable[[Tile], np.ndarray | None]
-    runner: Callable[[np.ndarray, np.ndarray, np.ndarray | None], np.ndarray]
+    runner: Callable[[Mapping[str, np.ndarray | None]], np.ndarray]
     tta: bool
     mc_samples: int
+    dates: np.ndarray | None = None  # (T,) float32 days since the reference (timed groups)
     batcher: _Batcher | None = None
     stats: _Stats = field(default_factory=_Stats)
 
-    # The model call for a batch of prepared tiles (same shape): (x, present, cond) each.
-    def run_batch(self, items: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]]
-                  ) -> list[np.ndarray]:
+    # The model call for a batch of prepared tiles (same shape): one input dict per tile.
+    def run_batch(self, items: list[dict[str, np.ndarray | None]]) -> list[np.ndarray]:
+        key = self._spatial
         by_shape: dict[tuple[int, ...], list[int]] = {}
-        for i, (x, _, _) in enumerate(items):
-            by_shape.setdefault(x.shape, []).append(i)
+        for i, item in enumerate(items):
+            by_shape.setdefault(item[key].shape, []).append(i)  # type: ignore[union-attr]
         out: list[np.ndarray] = [None] * len(items)  # type: ignore[list-item]
         for idx in by_shape.values():
-            if len(idx) == 1:  # one tile: a view, no copy
-                x, present = items[idx[0]][0][None], items[idx[0]][1][None]
-            else:
-                x = np.stack([items[i][0] for i in idx])
-                present = np.stack([items[i][1] for i in idx])
-            conds = [items[i][2] for i in idx]
-            cond = None if conds[0] is None else np.stack(conds).astype(np.float32)
-            probs = self._probabilities(x, present, cond)
+            batch: dict[str, np.ndarray | None] = {}
+            for name, first in items[idx[0]].items():
+                if first is None:
+                    batch[name] = None
+                elif len(idx) == 1:  # one tile: a view, no copy
+                    batch[name] = first[None]
+                else:
+                    batch[name] = np.stack([items[i][name] for i in idx])  # type: ignore[misc]
+            if batch.get("cond") is not None:
+                batch["cond"] = batch["cond"].astype(np.float32)  # type: ignore[union-attr]
+            probs = self._probabilities(batch)
             for j, i in enumerate(idx):
                 out[i] = probs[j]
         return out
 
-    def _probabilities(self, x: np.ndarray, present: np.ndarray,
-                       cond: np.ndarray | None) -> np.ndarray:
+    def _probabilities(self, inputs: dict[str, np.ndarray | None]) -> np.ndarray:
         transforms = _TTA if self.tta else [(0, False)]
         samples = max(1, self.mc_samples)
         acc: np.ndarray | None = None
         seconds = 0.0
+        key = self._spatial
+        x = inputs[key]
+        assert x is not None
         for k, flip in transforms:
-            xt = _tta_forward(x, k, flip) if (k or flip) else x
+            feeds = inputs if not (k or flip) else {**inputs, key: _tta_forward(x, k, flip)}
             for _ in range(samples):
                 t0 = time.perf_counter()
-                p = self.runner(xt, present, cond)
+                p = self.runner(feeds)
                 seconds += time.perf_counter() - t0
                 p = _tta_inverse(p, k, flip) if (k or flip) else p
                 if acc is None:
@@ -590,16 +616,17 @@ class _TileFunction:
             self.stats.model_seconds += seconds
         return acc
 
-    def _normalise(self, x: np.ndarray) -> np.ndarray:
-        """``NormStats.apply`` in place on a fresh ``(C, h, w)`` float32 array (NaN, ±inf → 0).
+    def _normalise(self, x: np.ndarray, mean: np.ndarray, inv_std: np.ndarray,
+                   norm: Any) -> np.ndarray:
+        """``NormStats.apply`` in place on a fresh ``(..., C, h, w)`` float32 array (NaN → 0).
 
         Same values as :meth:`NormStats.apply` (up to one float32 rounding: it multiplies by
         the reciprocal of the standard deviation) at a third of its time and memory traffic.
         """
         if x.dtype != np.float32 or not x.flags.writeable:
-            return self.norm.apply(x)
-        x -= self._mean
-        x *= self._inv_std
+            return norm.apply(x)
+        x -= mean
+        x *= inv_std
         # A finite sum proves every value finite (the usual case) without a mask; otherwise
         # one isfinite pass instead of nan_to_num's three (isnan, isposinf, isneginf).
         if sum_is_finite(x):
@@ -610,7 +637,7 @@ class _TileFunction:
             x[bad] = 0.0
         return x
 
-    def _input_buffer(self, h: int, w: int) -> np.ndarray | None:
+    def _input_buffer(self, shape: tuple[int, ...]) -> np.ndarray | None:
         """A model-input array reused tile after tile when tiles run one at a time.
 
         Freshly allocated memory page-faults on first touch; next to an ONNX Runtime
@@ -619,25 +646,43 @@ class _TileFunction:
         """
         if self.batcher is not None:
             return None
-        buf = self._buffers.get((h, w))
+        buf = self._buffers.get(shape)
         if buf is None:
-            buf = self._buffers[(h, w)] = np.empty((self.layout.n_channels, h, w), np.float32)
+            buf = self._buffers[shape] = np.empty(shape, np.float32)
         return buf
 
     def __post_init__(self) -> None:
-        self._buffers: dict[tuple[int, int], np.ndarray] = {}
-        self._mean = np.asarray(self.norm.mean, dtype=np.float32)[:, None, None]
-        self._inv_std = (1.0 / np.asarray(self.norm.std, dtype=np.float64)).astype(
-            np.float32)[:, None, None]
+        self._buffers: dict[tuple[int, ...], np.ndarray] = {}
+        tm = self.layout.time_mask
+        self._static = self.layout.part(False)
+        self._timed = self.layout.part(True)
+        self._spatial = "series" if self._timed is not None else "x"
+        self._stats: dict[str, tuple[np.ndarray, np.ndarray, Any]] = {}
+        for name, sel in (("x", ~tm), ("series", tm)):
+            if sel.any():
+                part = self.norm.select(sel)
+                self._stats[name] = (
+                    np.asarray(part.mean, dtype=np.float32)[:, None, None],
+                    (1.0 / np.asarray(part.std, dtype=np.float64)).astype(
+                        np.float32)[:, None, None], part)
 
     def __call__(self, arrays: list[np.ndarray], tile: Tile) -> np.ndarray:
         h, w = arrays[0].shape[-2:]
         raws: list[np.ndarray | None] = []
+        series_raws: list[np.ndarray] = []
         valid_g: list[np.ndarray] = []
-        present = np.zeros(self.layout.n_groups, dtype=np.float32)
+        present: list[float] = []
         for gi, sl in enumerate(self.file_slices):
+            group = self.layout.groups[gi]
+            if group.time:
+                assert sl is not None  # predict_scene requires every timed group
+                raw_t = np.stack(arrays[sl])  # (T, bands, h, w): one file per date
+                series_raws.append(raw_t)
+                valid_g.append(np.isfinite(raw_t).all(axis=1).any(axis=0))
+                continue
             if sl is None:
                 raws.append(None)
+                present.append(0.0)
                 continue
             parts = []
             for a, sel in zip(arrays[sl], self.band_sel[gi], strict=True):
@@ -647,20 +692,29 @@ class _TileFunction:
             v = np.ones((h, w), dtype=bool) if complete else np.isfinite(raw).any(axis=0)
             if complete or v.any():
                 raws.append(raw)
-                present[gi] = 1.0
+                present.append(1.0)
             else:
                 raws.append(None)
+                present.append(0.0)
             valid_g.append(v)
         valid = (np.logical_and.reduce(valid_g) if self.rule == "all"
                  else np.logical_or.reduce(valid_g))
-        if not valid.any() or not present.any():
+        has_input = (any(present) if self._static is not None else True)
+        if not valid.any() or not has_input:
             with self.stats.lock:
                 self.stats.tiles_empty += 1
             return np.full((_blend_bands(self.n_classes), h, w), np.nan, dtype=np.float32)
-        x = self._normalise(_prepare(self.layout, raws, self.pixel_size,
-                                     out=self._input_buffer(h, w)))
-        x = np.ascontiguousarray(_pad_to_multiple(x, self.multiple), dtype=np.float32)
-        item = (x, present, self.cond(tile))
+        item: dict[str, np.ndarray | None] = {"cond": self.cond(tile)}
+        if self._static is not None:
+            mean, inv, part = self._stats["x"]
+            x = self._normalise(_prepare(self._static, raws, self.pixel_size,
+                                         out=self._input_buffer((self._static.n_channels, h,
+                                                                 w))), mean, inv, part)
+            item["x"] = np.ascontiguousarray(_pad_to_multiple(x, self.multiple),
+                                             dtype=np.float32)
+            item["present"] = np.asarray(present, dtype=np.float32)
+        if self._timed is not None:
+            item.update(self._series_inputs(series_raws, h, w))
         if self.batcher is not None:
             probs = self.batcher.submit(item)
         else:
@@ -674,6 +728,27 @@ class _TileFunction:
             out = out.copy()
             out[:, ~valid] = np.nan
         return out
+
+    def _series_inputs(self, series_raws: list[np.ndarray], h: int, w: int
+                       ) -> dict[str, np.ndarray]:
+        """``series`` ``(T, C_s, h', w')``, ``dates`` and ``mask`` ``(T,)`` of one tile."""
+        timed = self._timed
+        assert timed is not None and self.dates is not None
+        t = series_raws[0].shape[0]
+        buf = self._input_buffer((t, timed.n_channels, h, w))
+        if buf is None:
+            buf = np.empty((t, timed.n_channels, h, w), np.float32)
+        for i in range(t):
+            _prepare(timed, [r[i] for r in series_raws], self.pixel_size, out=buf[i])
+        # A date without any data in this tile (layover/shadow, edge of the swath) is a
+        # missing observation for the model (mask 0).
+        observed = np.isfinite(buf).any(axis=(1, 2, 3))
+        mean, inv, part = self._stats["series"]
+        s = self._normalise(buf, mean, inv, part)
+        return {"series": np.ascontiguousarray(_pad_to_multiple(s, self.multiple),
+                                               dtype=np.float32),
+                "dates": np.asarray(self.dates, dtype=np.float32),
+                "mask": observed.astype(np.float32)}
 
 
 def _prepare(layout: Any, raws: list[np.ndarray | None], pixel_size: tuple[float, float],
@@ -999,6 +1074,12 @@ def predict_scene(bundle_or_path: ModelBundle | str | os.PathLike[str],
     missing = [g for g in layout.group_names if g not in groups]
     if not groups:
         raise InputError(f"no sources given; the model expects {_describe_layout(layout)}.")
+    timed_missing = [g for g in missing if layout.group(g).time]
+    if timed_missing:
+        raise InputError(f"the model's time series group(s) {timed_missing} are missing; a "
+                         f"series model needs its series. The model's layout is "
+                         f"{_describe_layout(layout)}.")
+    dates = _series_dates(bundle, layout, groups)
     if missing:
         dropout = float(bundle.training.get("group_dropout", 0) or 0)
         if dropout <= 0:
@@ -1012,6 +1093,12 @@ def predict_scene(bundle_or_path: ModelBundle | str | os.PathLike[str],
     for name, gs in groups.items():
         g = layout.group(name)
         counts = _band_counts(gs)
+        if g.time:
+            bad_t = [p.name for p, c in zip(gs.paths, counts, strict=True) if c != g.n_bands]
+            if bad_t:
+                raise InputError(f"series {name!r}: every date needs {g.n_bands} band(s) "
+                                 f"{list(g.bands or ())}; {bad_t[:5]} hold another number.")
+            continue
         if sum(counts) != g.n_bands:
             files = ", ".join(f"{p.name}: {c}" for p, c in zip(gs.paths, counts, strict=True))
             raise InputError(f"source {name!r} has {sum(counts)} band(s) ({files}); the model "
@@ -1026,8 +1113,11 @@ def predict_scene(bundle_or_path: ModelBundle | str | os.PathLike[str],
     if check_domain:
         from .domain import check_scene_domain
 
+        # A series is checked on its middle date (one file per date, the same units).
         check_scene_domain(bundle.domain, layout,
-                           {n: list(zip(gs.paths, gs.bands, strict=True))
+                           {n: (list(zip(gs.paths, gs.bands, strict=True))
+                                if gs.acquired is None else
+                                [(gs.paths[len(gs.paths) // 2], gs.bands[0])])
                             for n, gs in groups.items()},
                            allow_domain_shift=allow_domain_shift,
                            model_name=str(bundle.path or "the model"))
@@ -1067,7 +1157,11 @@ def predict_scene(bundle_or_path: ModelBundle | str | os.PathLike[str],
             runner = _TorchRunner(bundle, device=runner_device, mc=mc_samples > 0,
                                   threads=threads)
             multiple = int(getattr(runner.model, "multiple", 0) or 0) or multiple
-        _check_model_io(runner, k, layout.n_channels, layout.n_groups, bundle)
+        timed = layout.part(True)
+        if timed is None:
+            _check_model_io(runner, k, layout.n_channels, layout.n_groups, bundle)
+        else:
+            _check_model_io(runner, k, timed.n_channels, 0, bundle)
         if multiple < 1:
             multiple = 32
             log.info("the model file does not record the model's size multiple (tile "
@@ -1089,12 +1183,13 @@ def predict_scene(bundle_or_path: ModelBundle | str | os.PathLike[str],
             band_sel=[gs.bands if gs is not None else () for gs in ordered],
             pixel_size=pixel_size_m(grid), multiple=multiple, n_classes=k, rule=nodata,
             cond=lambda tile: cond_fn(grid, tile), runner=runner, tta=tta,
-            mc_samples=mc_samples)
+            mc_samples=mc_samples, dates=dates)
         on_gpu = runner_device.startswith("cuda")
         wanted = batch_size if batch_size is not None else (4 if on_gpu else 1)
         batch_size = _tiles_per_call(bundle, budget, layout=layout, n_classes=k,
                                      tile_hw=tile_hw, multiple=multiple, width=grid.width,
-                                     tta=tta, limit=wanted, threaded=wanted > 1 or on_gpu)
+                                     tta=tta, limit=wanted, threaded=wanted > 1 or on_gpu,
+                                     n_dates=None if dates is None else len(dates))
         executor: Any
         if batch_size > 1 or on_gpu:
             # Worker threads read and prepare tiles while the model runs, and gather batches.
@@ -1114,6 +1209,10 @@ def predict_scene(bundle_or_path: ModelBundle | str | os.PathLike[str],
                                "mc_samples": mc_samples, "region": region,
                                "cond": cond_spec, "missing_groups": missing,
                                "nodata_rule": nodata, "glacierkit": __version__}}
+        if dates is not None:
+            acq = next(gs.acquired for gs in groups.values() if gs.acquired is not None)
+            tags["SERIES"] = {"dates": len(dates), "first": str(acq[0]), "last": str(acq[-1]),
+                              "acquired": [str(a) for a in acq]}
         ctx = (_seeded(seed) if (runner_backend == "torch" and mc_samples > 0)
                else contextlib.nullcontext())
         log.info("predicting %s with %s on %s (%s): tiles of %s px, overlap %s px, "
@@ -1269,21 +1368,62 @@ def _drop_small_regions(classes: np.ndarray, grid: Grid, keep: Sequence[int],
 
 def _tiles_per_call(bundle: ModelBundle, budget: Budget, *, layout: Any, n_classes: int,
                     tile_hw: tuple[int, int], multiple: int, width: int, tta: bool,
-                    limit: int, threaded: bool) -> int:
+                    limit: int, threaded: bool, n_dates: int | None = None) -> int:
     """Tiles per model call within the memory budget (see :mod:`glacierkit.dl.memory`)."""
     from .memory import model_bytes_per_tile, tiles_per_call
 
     padded = (-(-tile_hw[0] // multiple) * multiple, -(-tile_hw[1] // multiple) * multiple)
+    timed = layout.part(True)
+    n_ch = layout.n_channels if timed is None else timed.n_channels
     model_bytes, how = model_bytes_per_tile(
-        bundle.onnx_bytes(), n_channels=layout.n_channels, n_groups=layout.n_groups,
-        cond_dim=int(bundle.model_kwargs.get("cond_dim", 0) or 0), tile_hw=padded)
+        bundle.onnx_bytes(), n_channels=n_ch, n_groups=layout.n_groups,
+        cond_dim=int(bundle.model_kwargs.get("cond_dim", 0) or 0), tile_hw=padded,
+        n_dates=n_dates)
+    # A series tile's input holds every date: T × C channels of buffers.
     n = tiles_per_call(budget, model_bytes=model_bytes, tile_hw=padded,
-                       n_channels=layout.n_channels, n_classes=n_classes, scene_width=width,
-                       tta=tta, limit=limit, threaded=threaded)
+                       n_channels=n_ch * (n_dates or 1), n_classes=n_classes,
+                       scene_width=width, tta=tta, limit=limit, threaded=threaded)
     log.info("memory: about %s of activations per %d × %d px tile (%s); %d tile(s) per model "
              "call within %s (%s)", format_bytes(model_bytes), *padded, how, n,
              format_bytes(budget.bytes), budget.source)
     return n
+
+
+def _series_dates(bundle: ModelBundle, layout: Any, groups: Mapping[str, _GroupSource]
+                  ) -> np.ndarray | None:
+    """``(T,)`` float32 days since the reference date of the timed groups (or ``None``).
+
+    Checked against the model's needs (a fixed number of dates, or at least
+    ``min_dates``); ``None`` for a single-date model.
+    """
+    from .sources import series_days
+
+    timed = [gs for gs in groups.values() if gs.acquired is not None]
+    if not timed:
+        return None
+    acq = timed[0].acquired
+    assert acq is not None
+    for gs in timed[1:]:
+        if not np.array_equal(gs.acquired, acq):  # type: ignore[arg-type]
+            raise InputError(f"time series groups {[g.name for g in timed]} have different "
+                             f"dates; timed groups share one date axis.")
+    info = bundle.series or {}
+    n = len(acq)
+    fixed = info.get("time_steps")
+    if fixed is not None and n != int(fixed):
+        sel = info.get("selection") or {}
+        how = (f" (the model's protocol: {sel.get('per_year')} dates per year; "
+               f"glacierkit.series.select_per_year picks them)" if sel.get("per_year") else "")
+        raise InputError(f"the model needs exactly {fixed} dates{how}; the series has {n}.",
+                         hint="Select the dates with glacierkit.series.select_per_year and "
+                              "SeriesStack.subset, or use a date-aware model (any number).",
+                         cli_hint="Pass --dates-per-year to select them, or use a "
+                                  "date-aware model (arch utae), which takes any number.")
+    need = int(info.get("min_dates", 1) or 1)
+    if n < need:
+        raise InputError(f"the model needs at least {need} dates; the series has {n}.")
+    days, _ = series_days(acq)
+    return days.astype(np.float32)
 
 
 def _conditioning(bundle: ModelBundle, region: str | None

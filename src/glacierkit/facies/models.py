@@ -436,7 +436,7 @@ def bundle_logits(bundle: Any, X: np.ndarray, *, batch_size: int = 4096,
     for i in range(0, X.shape[0], batch_size):
         x = norm.apply(X[i:i + batch_size])
         present = np.ones((x.shape[0], n_groups), dtype=np.float32)
-        z = np.asarray(run(x, present, None))
+        z = np.asarray(run({"x": x, "present": present}))
         out.append(z[:, :, z.shape[2] // 2, z.shape[3] // 2])
     return np.concatenate(out).astype(np.float32)
 
