@@ -33,7 +33,8 @@ def test_all_ones_is_the_valid_area_with_a_degenerate_interval():
         assert r["lower_km2"] == r["upper_km2"] == r["expected_km2"]
         assert r["valid_area_km2"] == pytest.approx(n_valid * PX / 1e6)
         assert r["n_blocks"] == 6 * 8 and r["block_px"] == 10 and r["method"] == method
-    z = area_with_interval(np.zeros((40, 40)), pixel_area_m2=PX, block_px=8, n_resamples=100)
+    z = area_with_interval(np.zeros((40, 40)), pixel_area_m2=np.float32(PX), block_px=8,
+                           n_resamples=100)
     assert z["expected_km2"] == z["lower_km2"] == z["upper_km2"] == 0.0
 
 
@@ -137,7 +138,7 @@ def test_fast_for_10000_resamples_on_thousands_of_blocks():
     {"n_resamples": 10},
     {"method": "jackknife"},
     {"pixels_per_sample": 0.5}, {"pixels_per_sample": 50.0},
-    {"pixel_area_m2": 0.0},
+    {"pixel_area_m2": 0.0}, {"pixel_area_m2": "100"[:0]},
 ])
 def test_invalid_inputs_raise_input_error(kwargs):
     kw = {"probability": np.full((10, 10), 0.3), "pixel_area_m2": PX, "block_px": 5,

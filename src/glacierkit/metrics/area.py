@@ -205,13 +205,17 @@ def area_with_interval(probability: np.ndarray, *, pixel_area_m2: float,
             outside [1, block_px²].
     """
     p = _check(probability)
-    if not (isinstance(pixel_area_m2, int | float) and math.isfinite(pixel_area_m2)
-            and pixel_area_m2 > 0):
+    try:
+        pixel_area_m2 = float(pixel_area_m2)
+    except (TypeError, ValueError):
+        raise InputError(f"pixel_area_m2 must be a positive number of m²; got "
+                         f"{pixel_area_m2!r}.") from None
+    if not (math.isfinite(pixel_area_m2) and pixel_area_m2 > 0):
         raise InputError(f"pixel_area_m2 must be a positive number of m²; got {pixel_area_m2}.")
     if block_px is None and block_m is None:
         raise InputError("give the block size: block_px (pixels) or block_m (metres; "
                          "ICEmapper uses 3200 m).")
-    bpx = _block_px(block_px, block_m, float(pixel_area_m2), pixel_size_m, p.shape)
+    bpx = _block_px(block_px, block_m, pixel_area_m2, pixel_size_m, p.shape)
     if not 0.0 < level < 1.0:
         raise InputError(f"level must be in (0, 1), e.g. 0.95; got {level}.")
     if isinstance(n_resamples, bool) or int(n_resamples) != n_resamples or n_resamples < 100:
@@ -225,7 +229,7 @@ def area_with_interval(probability: np.ndarray, *, pixel_area_m2: float,
                          f"correlation.")
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     s, v, n = block_sums(p, bpx)
-    to_km2 = float(pixel_area_m2) / 1e6
+    to_km2 = pixel_area_m2 / 1e6
     expected = float(s.sum())
     if method == "block-bootstrap":
         totals = _bootstrap(s, n, n_resamples, rng)
