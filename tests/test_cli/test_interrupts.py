@@ -339,7 +339,8 @@ def test_predict_scene_creates_the_output_folder(mapping_model: dict, tmp_path: 
     res = predict_scene(mapping_model["model"], {"optical": mapping_model["scene"]}, out,
                         backend="onnx", progress=False, min_area_km2=0)
     assert res.classes.exists() and res.classes.parent == out
-    assert {p.name for p in out.iterdir()} == {"classes.tif", "confidence.tif", "outlines.gpkg"}
+    assert {p.name for p in out.iterdir()} == {"classes.tif", "confidence.tif", "outlines.gpkg",
+                                               "report.json"}
     assert sum(res.class_counts.values()) == GRID.height * GRID.width
     assert res.predicted_share == 1.0
 

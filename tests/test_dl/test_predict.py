@@ -143,9 +143,11 @@ def test_onnx_and_torch_agree_and_products(scene, standin, tmp_path):
     ice = (dem[0] > 4300)
     assert np.mean(c_onnx[0][valid] == ice[valid]) > 0.95
     assert r_onnx.model_seconds > 0 and r_onnx.total_seconds >= r_onnx.model_seconds
-    assert set(r_onnx.paths) == {"classes", "confidence", "probabilities", "outlines"}
+    assert set(r_onnx.paths) == {"classes", "confidence", "probabilities", "outlines", "report"}
+    rep = json.loads(r_onnx.report.read_text())
+    assert rep["model"]["arch"] and rep["tiles_run"] == r_onnx.tiles_run
     assert sorted(p.name for p in (tmp_path / "onnx").iterdir()) == [
-        "classes.tif", "confidence.tif", "outlines.gpkg", "probabilities.tif"]
+        "classes.tif", "confidence.tif", "outlines.gpkg", "probabilities.tif", "report.json"]
 
 
 def test_onnx_prediction_without_torch(scene, standin, tmp_path):

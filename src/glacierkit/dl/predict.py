@@ -98,7 +98,7 @@ _PALETTE = [(31, 119, 180, 255), (255, 127, 14, 255), (44, 160, 44, 255), (214, 
             (148, 103, 189, 255), (140, 86, 75, 255), (227, 119, 194, 255),
             (127, 127, 127, 255), (188, 189, 34, 255), (23, 190, 207, 255)]
 
-_OUTPUT_NAMES = ("classes", "confidence", "probabilities", "entropy", "outlines")
+_OUTPUT_NAMES = ("classes", "confidence", "probabilities", "entropy", "outlines", "report")
 
 _GDAL_CACHE_MB = 128  # as run_tiled's default: GDAL's own default is 5 % of the RAM
 
@@ -138,6 +138,10 @@ class PredictResult:
         predicted_share: Share (0–1) of the scene's pixels that got a prediction.
         warnings: Messages about a nearly empty result (no pixel predicted; with outlines, no
             glacier pixel or no outline polygon); each was also logged as a warning.
+        area: Glacier area (km²) of a glacier / off-glacier model: the expected area from the
+            calibrated probabilities with 95 % intervals (:func:`_area_estimate`); ``None``
+            for other models.
+        report: ``report.json``: model, backend, timings, class counts, area, dates.
     """
 
     classes: Path
@@ -159,12 +163,14 @@ class PredictResult:
     class_counts: dict[str, int] = field(default_factory=dict)
     predicted_share: float = float("nan")
     warnings: tuple[str, ...] = ()
+    area: dict[str, Any] | None = None
+    report: Path | None = None
 
     @property
     def paths(self) -> dict[str, Path]:
         """``{product name: path}`` of every file written."""
         out = {"classes": self.classes, "confidence": self.confidence}
-        for k in ("probabilities", "entropy", "outlines"):
+        for k in ("probabilities", "entropy", "outlines", "report"):
             p = getattr(self, k)
             if p is not None:
                 out[k] = p
@@ -1059,6 +1065,7 @@ def predict_scene(bundle_or_path: ModelBundle | str | os.PathLike[str],
         targets["entropy"] = out / "entropy.tif"
     if outlines:
         targets["outlines"] = out / "outlines.gpkg"
+    targets["report"] = out / "report.json"
     # Every product is finished in a staging folder inside ``out`` and published together.
     products = ProductSet(out, [targets[n].name for n in _OUTPUT_NAMES if n in targets],
                           overwrite=overwrite)
@@ -1259,17 +1266,23 @@ def predict_scene(bundle_or_path: ModelBundle | str | os.PathLike[str],
         predicted_share = float(counts[:CLASS_NODATA].sum()) / max(grid.height * grid.width, 1)
         warnings = _empty_result_warnings(class_counts, bundle.classes, outlines=outlines,
                                           n_polys=n_polys, min_area_km2=min_area_km2)
+        t = time.perf_counter()
+        area = _area_estimate(written["classes"], written["confidence"], grid, bundle,
+                              seed=seed)
+        stages["area"] = time.perf_counter() - t
+        total = time.perf_counter() - t_start
+        res = PredictResult(
+            classes=targets["classes"], confidence=targets["confidence"],
+            probabilities=targets.get("probabilities"), entropy=targets.get("entropy"),
+            outlines=targets.get("outlines"), backend=runner_backend, device=runner_device,
+            tiles=run.tiles, tiles_run=fn.stats.tiles_run, tiles_skipped=skipped,
+            model_seconds=fn.stats.model_seconds, total_seconds=total, grid=grid,
+            missing_groups=tuple(missing), n_outlines=n_polys, stages=stages,
+            class_counts=class_counts, predicted_share=predicted_share,
+            warnings=tuple(warnings), area=area, report=targets["report"])
+        (work / "report.json").write_text(predict_result_json(res, tags=tags))
         # Leaving the block publishes every product (all finished in ``work``) in one go.
 
-    total = time.perf_counter() - t_start
-    res = PredictResult(
-        classes=targets["classes"], confidence=targets["confidence"],
-        probabilities=targets.get("probabilities"), entropy=targets.get("entropy"),
-        outlines=targets.get("outlines"), backend=runner_backend, device=runner_device,
-        tiles=run.tiles, tiles_run=fn.stats.tiles_run, tiles_skipped=skipped,
-        model_seconds=fn.stats.model_seconds, total_seconds=total, grid=grid,
-        missing_groups=tuple(missing), n_outlines=n_polys, stages=stages,
-        class_counts=class_counts, predicted_share=predicted_share, warnings=tuple(warnings))
     log.info("prediction done in %.1f s (model %.1f s): %d tiles run, %d skipped → %s",
              total, res.model_seconds, res.tiles_run, res.tiles_skipped, out)
     return res
@@ -1475,11 +1488,91 @@ def _seeded(seed: int) -> Iterator[None]:
         yield
 
 
-def predict_result_json(res: PredictResult) -> str:
-    """The result as JSON (paths as strings), for the CLI and logs."""
-    d = {"paths": {k: str(v) for k, v in res.paths.items()}, "backend": res.backend,
-         "device": res.device, "tiles": res.tiles, "tiles_run": res.tiles_run,
-         "tiles_skipped": res.tiles_skipped, "missing_groups": list(res.missing_groups),
-         "n_outlines": res.n_outlines, "class_counts": res.class_counts,
-         "predicted_share": res.predicted_share, "warnings": list(res.warnings), **res.timing}
-    return json.dumps(d, indent=2)
+def predict_result_json(res: PredictResult, *, tags: Mapping[str, Any] | None = None) -> str:
+    """The result as JSON (paths as strings), for ``report.json``, the CLI and logs.
+
+    ``tags`` (model, prediction settings, series dates) are added as ``model``,
+    ``prediction`` and ``series``.
+    """
+    from glacierkit._json import jsonable
+
+    d: dict[str, Any] = {
+        "paths": {k: str(v) for k, v in res.paths.items()}, "backend": res.backend,
+        "device": res.device, "tiles": res.tiles, "tiles_run": res.tiles_run,
+        "tiles_skipped": res.tiles_skipped, "missing_groups": list(res.missing_groups),
+        "n_outlines": res.n_outlines, "class_counts": res.class_counts,
+        "predicted_share": res.predicted_share, "area": res.area,
+        "warnings": list(res.warnings), **res.timing, "grid": res.grid.describe()}
+    for key in ("MODEL", "PREDICTION", "SERIES"):
+        if tags and key in tags:
+            d[key.lower()] = tags[key]
+    return json.dumps(jsonable(d), indent=2)
+
+
+AREA_BLOCK_M = 3200.0
+"""Block edge (m) of the area intervals: ICEmapper's 3.2 km."""
+
+
+def _area_estimate(classes_path: Path, conf_path: Path, grid: Grid, bundle: ModelBundle, *,
+                   seed: int = 0, block_m: float = AREA_BLOCK_M) -> dict[str, Any] | None:
+    """Expected glacier area (km²) with 95 % intervals, read strip by strip.
+
+    For glacier / off-glacier models (two classes, one outlined): the calibrated glacier
+    probability is the confidence where the class is glacier, else 1 − confidence. Expected
+    area = Σ p × pixel area; intervals from per-block sums over ``block_m`` blocks
+    (:func:`glacierkit.metrics.area.area_from_blocks`): ICEmapper's block bootstrap (the
+    spread of glacier cover between blocks) and, when the model file records the error
+    correlation area (``training["error_correlation_px"]``), the Bernoulli-block interval of
+    this region's area. ``None`` for other models.
+    """
+    from glacierkit.metrics.area import area_from_blocks
+    from glacierkit.metrics.outlines import pixel_area_m2
+
+    names = list(bundle.classes)
+    keep = _outline_classes(names)
+    if len(names) != 2 or len(keep) != 1:
+        return None
+    g = keep[0]
+    px_area = pixel_area_m2(grid)
+    bpx = max(1, round(block_m / math.sqrt(px_area)))
+    h, w = grid.shape
+    nb_c = -(-w // bpx)
+    cols = np.arange(w) // bpx
+    s_all, v_all, n_all = [], [], []
+    with rasterio.open(classes_path) as rc, rasterio.open(conf_path) as rf:
+        for r0 in range(0, h, bpx):
+            win = Window(0, r0, w, min(bpx, h - r0))
+            c = rc.read(1, window=win)
+            f = rf.read(1, window=win).astype(np.float64)
+            valid = (c != CLASS_NODATA) & np.isfinite(f)
+            p = np.where(c == g, f, 1.0 - f)
+            p[~valid] = 0.0
+            s_all.append(np.bincount(cols, weights=p.sum(axis=0), minlength=nb_c))
+            v_all.append(np.bincount(cols, weights=(p * (1.0 - p)).sum(axis=0),
+                                     minlength=nb_c))
+            n_all.append(np.bincount(cols, weights=valid.sum(axis=0), minlength=nb_c))
+    s_b, v_b = np.concatenate(s_all), np.concatenate(v_all)
+    n_b = np.concatenate(n_all).astype(np.int64)
+    keep_b = n_b > 0
+    if not keep_b.any():
+        return None
+    s_b, v_b, n_b = s_b[keep_b], v_b[keep_b], n_b[keep_b]
+    boot = area_from_blocks(s_b, v_b, n_b, pixel_area_m2=px_area, block_px=bpx,
+                            method="block-bootstrap", seed=seed)
+    out: dict[str, Any] = {
+        "class": names[g], "expected_km2": boot["expected_km2"],
+        "valid_area_km2": boot["valid_area_km2"], "block_m": bpx * math.sqrt(px_area),
+        "calibrated": bundle.calibration is not None,
+        "block_bootstrap_95": {k: boot[k] for k in ("lower_km2", "upper_km2", "n_blocks",
+                                                     "n_resamples")},
+        "note": "expected area = sum of calibrated glacier probabilities × pixel area; "
+                "block_bootstrap_95 is ICEmapper's interval (spread of glacier cover "
+                "between blocks, not classification error)"}
+    pps = (bundle.training or {}).get("error_correlation_px")
+    if pps:
+        pps = float(min(max(1.0, float(pps)), bpx * bpx))
+        bern = area_from_blocks(s_b, v_b, n_b, pixel_area_m2=px_area, block_px=bpx,
+                                method="bernoulli-blocks", pixels_per_sample=pps, seed=seed)
+        out["bernoulli_blocks_95"] = {k: bern[k] for k in ("lower_km2", "upper_km2",
+                                                             "pixels_per_sample")}
+    return out

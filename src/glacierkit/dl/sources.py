@@ -260,11 +260,17 @@ class SourceLayout:
         Keys ``optical`` (list of band names), ``dem`` (true, or a list of DEM channels),
         ``sar`` (list of polarisations), ``coherence`` (true); any other key with a list of
         band names becomes an ``"other"`` group of that name. ``false``/empty entries are
-        skipped.
+        skipped. A table (mapping) describes a group explicitly: ``kind``, ``bands`` (raw
+        bands per date for a series), optional ``channels``, ``scale`` (SAR: ``"power"``,
+        ``"amplitude"``, ``"db"``) and ``time`` (``true``: a time series, one file per
+        date), e.g. ``s1 = {kind = "sar", bands = ["vv"], scale = "power", time = true}``.
         """
         groups: list[SourceGroup] = []
         for key, val in spec.items():
             if val is False or val is None or (isinstance(val, list | tuple) and not val):
+                continue
+            if isinstance(val, Mapping):
+                groups.append(_group_from_table(key, val))
                 continue
             if key == "dem":
                 chans = ("elevation", "slope") if val is True else tuple(val)
@@ -373,6 +379,31 @@ class SourceLayout:
         if not isinstance(d, Mapping) or "groups" not in d:
             raise InputError(f"a serialised layout is {{'groups': [...]}}; got {d!r:.200}.")
         return cls(tuple(SourceGroup.from_dict(g) for g in d["groups"]))
+
+
+def _group_from_table(name: str, table: Mapping[str, Any]) -> SourceGroup:
+    """A source group from a config ``[layout.NAME]`` table (see ``SourceLayout.from_spec``)."""
+    known = {"kind", "bands", "channels", "scale", "time"}
+    unknown = set(table) - known
+    if unknown or "kind" not in table:
+        raise InputError(f"[layout] {name} = {{...}} needs kind (and optionally bands, "
+                         f"channels, scale, time); unknown keys {sorted(unknown)}.")
+    kind = str(table["kind"])
+    bands = table.get("bands")
+    chans = table.get("channels")
+    if isinstance(bands, str):
+        bands = [bands]
+    if isinstance(chans, str):
+        chans = [chans]
+    if chans is None:
+        if bands is None:
+            raise InputError(f"[layout] {name}: give bands (raw band names in file order), "
+                             f"e.g. bands = [\"vv\"].")
+        chans = [f"{b}_db" for b in bands] if kind == "sar" else list(bands)
+    return SourceGroup(name, kind, tuple(chans),  # type: ignore[arg-type]
+                       bands=None if bands is None else tuple(bands),
+                       scale=None if table.get("scale") is None else str(table["scale"]),
+                       time=bool(table.get("time", False)))
 
 
 # ---------------------------------------------------------------------------- channels

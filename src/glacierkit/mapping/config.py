@@ -23,7 +23,8 @@ from glacierkit._toml import read_config_toml, resolve_config_path
 from glacierkit.errors import InputError
 
 STRATEGIES = ("global", "regional", "finetune", "region_encoding", "coords_encoding")
-ARCHS = ("glavitu", "resunet")
+ARCHS = ("glavitu", "resunet", "icemapper3d", "convlstm", "utae")
+SERIES_ARCHS = ("icemapper3d", "convlstm", "utae")
 CALIBRATIONS = ("auto", "temperature", "isotonic", "none")
 SPLITS = ("half", "blocks")
 
@@ -42,6 +43,16 @@ optical = ["red", "green", "blue", "nir"]   # any number of optical bands
 # dem = true                 # DEM → elevation + slope (degrees)
 # sar = ["vv", "vh"]         # SAR backscatter, linear power → dB
 # coherence = true           # interferometric coherence, 0–1
+
+# A Sentinel-1 (or any) time series is a group with a time axis, one file per date:
+# [layout.s1]
+# kind = "sar"               # backscatter → dB
+# bands = ["vv"]             # raw bands per date
+# scale = "power"            # what the files hold: "power" (γ⁰/σ⁰), "amplitude" or "db"
+# time = true
+# and in [[scenes.sources]]: s1 = "s1_folder/" (a folder, a glob or a CSV path,date[,pass]).
+# Series models: [model] arch = "utae" (date-aware, any dates), "icemapper3d" or "convlstm"
+# (a fixed number of dates: [series] dates_per_year).
 
 # One [[scenes]] table per scene. Each source group maps to one file or a list of files whose
 # bands, in order, give the group's channels. All sources of a scene must share one grid
@@ -89,6 +100,15 @@ rot90 = true
 noise_std = 0.03             # Gaussian noise on normalised channels
 gamma = [0.8, 1.25]          # random gamma on optical bands
 group_dropout = 0.0          # probability of dropping each non-primary source group
+# date_offset_std = 0.1      # series: one random offset per date (normalised units)
+# date_jitter_days = 6.0     # series: dates moved by up to ± this many days
+# date_dropout = 0.2         # series: probability of dropping each date (date-aware models)
+
+# [series]                   # time series only: which dates the model gets
+# direction = "descending"   # orbit pass kept: ascending | descending | all (mixed passes)
+# dates_per_year = 15        # fixed dates per year (icemapper3d, convlstm); 0 = every date
+# year = 2022                # the mapped year (default: every year of the files)
+# season = [1, 12]           # months (or "MM-DD") within the year
 
 [calibration]
 method = "auto"              # auto (lower validation ECE wins) | temperature | isotonic | none
@@ -165,6 +185,27 @@ class AugmentSection:
     noise_std: float = 0.03
     gamma: tuple[float, float] = (0.8, 1.25)
     group_dropout: float = 0.0
+    date_offset_std: float = 0.0
+    date_jitter_days: float = 0.0
+    date_dropout: float = 0.0
+
+
+@dataclass
+class SeriesSection:
+    """[series]: which files of a time-series group a model gets (pass and dates)."""
+
+    direction: str | None = None
+    dates_per_year: int = 0
+    year: int | None = None
+    season: list[int | str] | None = None
+
+    def selection(self) -> Any:
+        """The :class:`glacierkit.series.select.SeriesSelection` of this section."""
+        from glacierkit.series.select import SeriesSelection
+
+        return SeriesSelection(direction=self.direction, dates_per_year=self.dates_per_year,
+                               year=self.year,
+                               season=None if self.season is None else tuple(self.season))
 
 
 @dataclass
@@ -196,6 +237,7 @@ class MappingConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainSection = field(default_factory=TrainSection)
     augment: AugmentSection = field(default_factory=AugmentSection)
+    series: SeriesSection = field(default_factory=SeriesSection)
     calibration: CalibrationSection = field(default_factory=CalibrationSection)
     inference: InferenceSection = field(default_factory=InferenceSection)
     source: Path | None = None
@@ -285,8 +327,8 @@ def parse_config(raw: dict[str, Any], *, base: Path, source: Path | None = None,
             current directory. ``[output] dir`` may then be left out.
         overwrite: Replaces ``[output] overwrite`` when not None (``map train --overwrite``).
     """
-    top = {"output", "layout", "scenes", "split", "model", "train", "augment", "calibration",
-           "inference"}
+    top = {"output", "layout", "scenes", "split", "model", "train", "augment", "series",
+           "calibration", "inference"}
     unknown = set(raw) - top
     if unknown:
         raise InputError(f"unknown section(s) {sorted(unknown)}; valid: {sorted(top)}.")
@@ -325,6 +367,7 @@ def parse_config(raw: dict[str, Any], *, base: Path, source: Path | None = None,
         split=_section(raw, "split", SplitConfig, base), model=model,
         train=_section(raw, "train", TrainSection, base),
         augment=_section(raw, "augment", AugmentSection, base),
+        series=_section(raw, "series", SeriesSection, base),
         calibration=_section(raw, "calibration", CalibrationSection, base),
         inference=_section(raw, "inference", InferenceSection, base), source=source)
     _choice(cfg.split.kind, SPLITS, "[split] kind")
@@ -342,6 +385,26 @@ def parse_config(raw: dict[str, Any], *, base: Path, source: Path | None = None,
     if cfg.inference.overlap >= cfg.inference.tile_size:
         raise InputError(f"[inference] overlap ({cfg.inference.overlap} px) must be smaller "
                          f"than tile_size ({cfg.inference.tile_size} px).")
+    timed = [k for k, v in cfg.layout.items() if isinstance(v, dict) and v.get("time")]
+    if cfg.model.arch in SERIES_ARCHS:
+        if not timed or len(timed) != len(cfg.layout):
+            raise InputError(f"[model] arch = {cfg.model.arch!r} maps from a time series only: "
+                             f"every [layout] group must be a series (time = true); got "
+                             f"{sorted(cfg.layout)} with series {timed}.")
+        if cfg.train.strategy != "global":
+            raise InputError(f"[train] strategy {cfg.train.strategy!r} needs region "
+                             f"conditioning, which the series models do not take; use "
+                             f"strategy = \"global\".")
+        fixed = cfg.model.arch in ("icemapper3d", "convlstm")
+        if fixed and not cfg.series.dates_per_year:
+            raise InputError(f"[model] arch = {cfg.model.arch!r} takes a fixed number of dates; "
+                             f"set [series] dates_per_year (ICEmapper: 15) and year, or use "
+                             f"arch = \"utae\" (date-aware, any dates).")
+    elif timed:
+        raise InputError(f"[layout] group(s) {timed} are time series but [model] arch = "
+                         f"{cfg.model.arch!r} takes single-date inputs; use a series model "
+                         f"({', '.join(SERIES_ARCHS)}).")
+    cfg.series.selection()  # checks direction, dates_per_year, season
     if cfg.train.strategy in ("regional", "finetune", "region_encoding") and \
             any(s.region is None for s in scenes):
         raise InputError(f"strategy {cfg.train.strategy!r} needs region = \"...\" in every "

@@ -57,7 +57,7 @@ class PreparedScene:
     stack: Any  # glacierkit.dl.sources.SceneStack
     labels: np.ndarray  # uint8 (H, W): 0/1, 255 ignore
     split: Any  # glacierkit.dl.split.SplitMap
-    sources: dict[str, list[Path]]
+    sources: dict[str, Any]  # paths per group; a SeriesStack for a time-series group
 
 
 def prepare_scenes(cfg: MappingConfig) -> tuple[Any, list[PreparedScene]]:
@@ -74,15 +74,21 @@ def prepare_scenes(cfg: MappingConfig) -> tuple[Any, list[PreparedScene]]:
     out = []
     split_kw = {f.name: getattr(cfg.split, f.name) for f in dataclasses.fields(cfg.split)}
     for sc in cfg.scenes:
-        stack = open_scene(layout, {g: [str(p) for p in v] for g, v in sc.sources.items()},
-                           align=sc.align, name=sc.name, region=sc.region)
+        sources: dict[str, Any] = {}
+        for g, v in sc.sources.items():
+            group = layout.group(g)
+            if group.time:
+                sources[g] = open_series_source(v, group, cfg.series.selection())
+            else:
+                sources[g] = [str(p) for p in v]
+        stack = open_scene(layout, sources, align=sc.align, name=sc.name, region=sc.region)
         if sc.outlines is not None:
             labels = labels_from_outlines(sc.outlines, stack.grid)
         else:
             labels = labels_from_raster(sc.labels, stack.grid)  # type: ignore[arg-type]
         labels = mask_invalid(labels, stack)
         split = make_split(stack.shape, **split_kw, patch_size=cfg.train.patch_size)
-        out.append(PreparedScene(stack, labels, split, dict(sc.sources)))
+        out.append(PreparedScene(stack, labels, split, sources))
         d = split.describe()
         parts = ", ".join(f"{k} {100 * v:.0f} %" for k, v in d["fractions"].items())
         how = " along ".join(str(d[k]) for k in ("kind", "axis") if d.get(k))
@@ -92,6 +98,20 @@ def prepare_scenes(cfg: MappingConfig) -> tuple[Any, list[PreparedScene]]:
                  np.any(labels != IGNORE) else 0.0, f" ({how})" if how else "", parts,
                  d["buffer_px"])
     return layout, out
+
+
+def open_series_source(paths: Any, group: Any, selection: Any) -> Any:
+    """The :class:`~glacierkit.series.stack.SeriesStack` of a time-series group's source.
+
+    ``paths``: one folder, glob pattern or CSV table (``path,date[,pass]``), or a list of
+    files; the files' scale is the group's (``scale``, never guessed); the selection picks
+    the pass and the dates (:class:`glacierkit.series.select.SeriesSelection`).
+    """
+    from glacierkit.series.select import open_selected
+
+    items = list(paths) if isinstance(paths, list | tuple) else [paths]
+    source = str(items[0]) if len(items) == 1 else [str(p) for p in items]
+    return open_selected(source, scale=group.scale or "power", selection=selection)
 
 
 def _train_config(cfg: MappingConfig) -> Any:
@@ -114,7 +134,8 @@ def _datasets(cfg: MappingConfig, scenes: list[PreparedScene], norm: Any):
 
     a = cfg.augment
     augment = Augment(flips=a.flips, rot90=a.rot90, noise_std=a.noise_std, gamma=a.gamma,
-                      group_dropout=a.group_dropout)
+                      group_dropout=a.group_dropout, date_offset_std=a.date_offset_std,
+                      date_jitter_days=a.date_jitter_days, date_dropout=a.date_dropout)
     p = cfg.train.patch_size
 
     def make(region: str | None, cond: Any) -> tuple[Any, Any]:
@@ -197,8 +218,26 @@ def evaluate_on_test(pred: np.ndarray, scene: PreparedScene) -> dict[str, Any]:
 
 
 def baseline_on_scene(scene: PreparedScene) -> tuple[np.ndarray, dict[str, Any]]:
-    """The classic threshold baseline on the scene's optical channels (raw values)."""
+    """The classic baseline without training on the scene's raw values.
+
+    Optical scenes: the band-ratio / NDSI / brightness threshold
+    (:func:`glacierkit.mapping.baseline.baseline_classes`). Time series: the Nagler–Rott
+    backscatter ratio (:func:`glacierkit.series.baseline.sar_ratio`, melt July–August over
+    January–February, −3 dB) on the first backscatter channel in dB.
+    """
     layout = scene.stack.layout
+    if layout.timed:
+        from glacierkit.series.baseline import sar_ratio
+
+        sar = [g for g in layout.groups if g.time and g.kind == "sar"]
+        if not sar:
+            raise InputError("the classic series baseline needs a SAR backscatter series.")
+        db = scene.stack.group_data(sar[0].name)[:, 0]
+        res = sar_ratio(db, np.asarray(scene.stack.meta["acquired"], dtype="datetime64[s]"))
+        info = {"method": "sar-ratio", "threshold_db": res.threshold_db,
+                "melt_dates": len(res.melt_index),
+                "reference_dates": len(res.reference_index)}
+        return res.classes, info
     names = [g for g in layout.group_names if layout.group(g).kind == "optical"]
     if not names:
         raise InputError("the classic baseline needs an optical source group.")
@@ -222,10 +261,19 @@ def training_domain(scenes: list[PreparedScene]) -> dict[str, Any]:
         for g, bands in (s.stack.meta.get("bands") or {}).items():
             info.setdefault(g, list(bands))
     layout = scenes[0].stack.layout
+    names = [s.stack.name for s in scenes]
+    if layout.timed:
+        if layout.part(False) is not None:
+            raise InputError("mixing single-date and time-series groups in one layout is not "
+                             "supported by the mapping models; make every group a series.")
+        # Every date of every scene: the dates are stacked along the rows.
+        arrays = [np.concatenate(list(s.stack.series), axis=1) for s in scenes]
+        masks = [np.tile(s.split.mask("train"), (s.stack.n_dates, 1)) for s in scenes]
+        return domain_from_channels(layout, arrays, masks=masks, band_info=info,
+                                    source=f"every date of the training parts of {names}")
     return domain_from_channels(layout, [s.stack.data for s in scenes],
                                 masks=[s.split.mask("train") for s in scenes],
-                                band_info=info,
-                                source=f"training parts of {[s.stack.name for s in scenes]}")
+                                band_info=info, source=f"training parts of {names}")
 
 
 def _check_run_dir(out: Path, overwrite: bool) -> None:
@@ -276,6 +324,18 @@ def train_mapping(cfg: MappingConfig, *, resume: bool = False) -> dict[str, Any]
                                                           for s in scenes])
     domain = training_domain(scenes)
     tcfg = _train_config(cfg)
+    series_meta = None
+    if layout.timed:
+        n_dates = sorted({s.stack.n_dates for s in scenes})
+        if cfg.model.arch in ("icemapper3d", "convlstm"):
+            if len(n_dates) > 1:
+                raise InputError(f"{cfg.model.arch} takes a fixed number of dates but the "
+                                 f"scenes' series have {n_dates}; select the same number per "
+                                 f"scene ([series] dates_per_year, year).")
+            tcfg = tcfg.replace(overrides={**tcfg.overrides, "time_steps": n_dates[0]})
+        series_meta = {"selection": cfg.series.selection().to_dict(),
+                       "reference": "days since 1 January of the first date's year",
+                       "training_dates": n_dates}
     regions = sorted({s.stack.region for s in scenes if s.stack.region is not None})
     make = _datasets(cfg, scenes, norm)
     res = train_strategy(cfg.train.strategy, make, regions=regions, cfg=tcfg,
@@ -310,7 +370,7 @@ def train_mapping(cfg: MappingConfig, *, resume: bool = False) -> dict[str, Any]
                                    tile={"size": cfg.inference.tile_size,
                                          "overlap": cfg.inference.overlap},
                                    training=training, onnx_bytes=onnx, task="mapping",
-                                   domain=domain)
+                                   domain=domain, series=series_meta)
         path = save_bundle(out / name, bundle, overwrite=True)
         model_files[key] = path
         report["models"][name] = {"calibration": cal_record,

@@ -50,7 +50,7 @@ import numpy as np
 
 from glacierkit.errors import InputError
 
-__all__ = ["AREA_METHODS", "area_with_interval", "block_sums"]
+__all__ = ["AREA_METHODS", "area_from_blocks", "area_with_interval", "block_sums"]
 
 AREA_METHODS = ("block-bootstrap", "bernoulli-blocks")
 """The interval methods of :func:`area_with_interval`."""
@@ -227,9 +227,44 @@ def area_with_interval(probability: np.ndarray, *, pixel_area_m2: float,
         raise InputError(f"pixels_per_sample must be in [1, block_px² = {bpx * bpx}]; got "
                          f"{pixels_per_sample}. Use larger blocks for a longer error "
                          f"correlation.")
-    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     s, v, n = block_sums(p, bpx)
-    to_km2 = pixel_area_m2 / 1e6
+    return area_from_blocks(s, v, n, pixel_area_m2=pixel_area_m2, block_px=bpx, method=method,
+                            pixels_per_sample=pixels_per_sample, n_resamples=n_resamples,
+                            level=level, seed=seed)
+
+
+def area_from_blocks(s: np.ndarray, v: np.ndarray, n: np.ndarray, *, pixel_area_m2: float,
+                     block_px: int, method: Literal["block-bootstrap", "bernoulli-blocks"] =
+                     "bernoulli-blocks", pixels_per_sample: float = 1.0,
+                     n_resamples: int = 10_000, level: float = 0.95,
+                     seed: int | np.random.Generator = 0) -> dict[str, Any]:
+    """:func:`area_with_interval` from per-block statistics (:func:`block_sums`).
+
+    For maps too large to hold at once: accumulate ``(S, V, N)`` per block strip by strip
+    (``S`` sum of ``p``, ``V`` sum of ``p (1 − p)``, ``N`` valid pixels; blocks without a
+    valid pixel left out), then call this. Same result and keys as
+    :func:`area_with_interval`.
+    """
+    s = np.asarray(s, dtype=np.float64).reshape(-1)
+    v = np.asarray(v, dtype=np.float64).reshape(-1)
+    n = np.asarray(n, dtype=np.int64).reshape(-1)
+    if not s.size or s.shape != v.shape or s.shape != n.shape or np.any(n < 1):
+        raise InputError("block statistics must be equal-length arrays over blocks with at "
+                         "least one valid pixel each (and at least one block).")
+    if method not in AREA_METHODS:
+        raise InputError(f"method must be one of {AREA_METHODS}; got {method!r}.")
+    if not 0.0 < level < 1.0:
+        raise InputError(f"level must be in (0, 1), e.g. 0.95; got {level}.")
+    if isinstance(n_resamples, bool) or int(n_resamples) != n_resamples or n_resamples < 100:
+        raise InputError(f"n_resamples must be an integer >= 100; got {n_resamples!r}.")
+    n_resamples = int(n_resamples)
+    bpx = int(block_px)
+    if method == "bernoulli-blocks" and not 1.0 <= pixels_per_sample <= bpx * bpx:
+        raise InputError(f"pixels_per_sample must be in [1, block_px² = {bpx * bpx}]; got "
+                         f"{pixels_per_sample}. Use larger blocks for a longer error "
+                         f"correlation.")
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    to_km2 = float(pixel_area_m2) / 1e6
     expected = float(s.sum())
     if method == "block-bootstrap":
         totals = _bootstrap(s, n, n_resamples, rng)

@@ -10,7 +10,13 @@ Torch-free: nothing here imports torch.
 
 from glacierkit.series.baseline import SarRatioResult, run_sar_ratio, sar_ratio
 from glacierkit.series.dates import parse_acquisition, pass_direction
-from glacierkit.series.select import in_season, select_all, select_per_year
+from glacierkit.series.select import (
+    SeriesSelection,
+    in_season,
+    open_selected,
+    select_all,
+    select_per_year,
+)
 from glacierkit.series.stack import (
     SCALES,
     SeriesFile,
@@ -24,9 +30,11 @@ __all__ = [
     "SCALES",
     "SarRatioResult",
     "SeriesFile",
+    "SeriesSelection",
     "SeriesStack",
     "guess_scale_hint",
     "in_season",
+    "open_selected",
     "open_series",
     "parse_acquisition",
     "pass_direction",

@@ -23,13 +23,17 @@ from __future__ import annotations
 
 import calendar
 import datetime as _dt
+import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from glacierkit.errors import InputError
 from glacierkit.series.dates import parse_date_text, to_naive_utc
+
+log = logging.getLogger(__name__)
 
 __all__ = ["Season", "in_season", "parse_season", "select_all", "select_per_year"]
 
@@ -251,3 +255,86 @@ def select_all(dates: Sequence[object] | np.ndarray, *, start: object = None,
         raise InputError(f"no date between start={start} and end={end}; the series runs "
                          f"from {span}.")
     return idx
+
+
+@dataclass(frozen=True)
+class SeriesSelection:
+    """Which files of a series a model gets: the pass and the dates (one place for it).
+
+    Args:
+        direction: Orbit pass kept: ``"ascending"``, ``"descending"``, ``"all"`` (mixed
+            passes grouped) or None (the files must share one pass; mixed passes are an
+            error naming the choices).
+        dates_per_year: A fixed number of dates per year (the ICEmapper protocol, for models
+            with a fixed ``T``: :func:`select_per_year`); 0 takes every date (for the
+            date-aware model: :func:`select_all`).
+        year: Only this year (the mapped year); None: all years.
+        season: ``(start, end)`` months or ``"MM-DD"`` limiting the dates within a year.
+    """
+
+    direction: str | None = None
+    dates_per_year: int = 0
+    year: int | None = None
+    season: tuple[int | str, int | str] | None = None
+
+    def __post_init__(self) -> None:
+        if self.direction not in (None, "ascending", "descending", "all"):
+            raise InputError(f"direction must be 'ascending', 'descending', 'all' or None; "
+                             f"got {self.direction!r}.")
+        if isinstance(self.dates_per_year, bool) or int(self.dates_per_year) < 0:
+            raise InputError(f"dates_per_year must be >= 0 (0: every date); got "
+                             f"{self.dates_per_year!r}.")
+        if self.season is not None:
+            parse_season(self.season)
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON form (stored in model files as ``series.selection``)."""
+        return {"direction": self.direction, "dates_per_year": int(self.dates_per_year),
+                "year": self.year, "season": None if self.season is None else list(self.season)}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, object] | None) -> SeriesSelection:
+        """Rebuild from :meth:`to_dict` (or a config ``[series]`` table)."""
+        d = dict(d or {})
+        known = {"direction", "dates_per_year", "year", "season"}
+        unknown = set(d) - known
+        if unknown:
+            raise InputError(f"unknown series selection key(s) {sorted(unknown)}; valid: "
+                             f"{sorted(known)}.")
+        season = d.get("season")
+        return cls(direction=d.get("direction"),  # type: ignore[arg-type]
+                   dates_per_year=int(d.get("dates_per_year") or 0),  # type: ignore[arg-type]
+                   year=None if d.get("year") is None else int(d["year"]),  # type: ignore[arg-type]
+                   season=None if season is None else tuple(season))  # type: ignore[arg-type]
+
+    def indices(self, dates: Sequence[object] | np.ndarray) -> np.ndarray:
+        """Positions of the selected dates (sorted)."""
+        if self.dates_per_year:
+            return select_per_year(dates, self.dates_per_year, year=self.year,
+                                   season=self.season)
+        idx = np.arange(len(_as_dates(dates)))
+        if self.year is not None:
+            idx = select_all(dates, start=f"{self.year}-01-01", end=f"{self.year}-12-31")
+        if self.season is not None:
+            idx = idx[in_season(_as_dates(dates)[idx], self.season)]
+        if idx.size == 0:
+            raise InputError(f"no date of the series is in the selection {self.to_dict()}.")
+        return idx
+
+
+def open_selected(source: object, *, scale: str, selection: SeriesSelection,
+                  **kwargs: object) -> object:
+    """:func:`~glacierkit.series.stack.open_series` then the selection's dates.
+
+    Returns the :class:`~glacierkit.series.stack.SeriesStack` of the selected dates (logged).
+    """
+    from glacierkit.series.stack import open_series
+
+    stack = open_series(source, scale=scale, direction=selection.direction,  # type: ignore[arg-type]
+                        **kwargs)  # type: ignore[arg-type]
+    idx = selection.indices(stack.dates)
+    if len(idx) != stack.n_dates:
+        log.info("series %s: %d of %d dates selected (%s)", source, len(idx), stack.n_dates,
+                 selection.to_dict())
+        stack = stack.subset(idx)
+    return stack
