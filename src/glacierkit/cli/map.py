@@ -171,8 +171,20 @@ def predict(
         None, "--max-memory",
         help="Working-memory budget of the tiles, e.g. 4GB or 512MiB (default: half the "
              "available memory); fewer tiles per model call, or a refusal naming --tile-size."),
+    direction: str | None = typer.Option(
+        None, "--direction", help="Series: orbit pass kept (ascending | descending | all); "
+        "default: the model's."),
+    dates_per_year: int | None = typer.Option(
+        None, "--dates-per-year", min=0, help="Series: dates per year (default: the model's "
+        "protocol; 0 = every date)."),
+    year: int | None = typer.Option(None, "--year", help="Series: the mapped year (default: "
+                                    "every date of the files)."),
 ) -> None:
-    """Predict glacier classes, confidence (calibrated if the model is) and outlines."""
+    """Predict glacier classes, confidence (calibrated if the model is) and outlines.
+
+    A time-series group takes one folder, glob pattern or CSV table (path,date[,pass]) of
+    files, one per date, e.g. s1=s1_2022/.
+    """
     if tile_size is not None and overlap is not None:
         require(overlap < tile_size, "--overlap",
                 f"the overlap must be smaller than --tile-size ({tile_size} px); got {overlap}.")
@@ -182,7 +194,26 @@ def predict(
     bundle = load_bundle(model)
     check_task(bundle, "mapping", command="glacierkit map predict")
     groups = [g["name"] for g in bundle.layout["groups"]]
-    src = parse_sources(sources, groups)
+    src: dict[str, Any] = dict(parse_sources(sources, groups))
+    timed = [g for g in bundle.layout["groups"] if g.get("time")]
+    if not timed:
+        require(direction is None and dates_per_year is None and year is None,
+                "--direction/--dates-per-year/--year", "this model takes single-date "
+                "sources; these options are for time-series models.")
+    else:
+        from glacierkit.dl.sources import SourceGroup
+        from glacierkit.mapping.pipeline import open_series_source
+        from glacierkit.series.select import SeriesSelection
+
+        sel = SeriesSelection.from_dict((bundle.series or {}).get("selection") or {})
+        sel = SeriesSelection(
+            direction=direction if direction is not None else sel.direction,
+            dates_per_year=dates_per_year if dates_per_year is not None else sel.dates_per_year,
+            year=year if year is not None else sel.year, season=sel.season)
+        for g in timed:
+            if g["name"] in src:
+                src[g["name"]] = open_series_source(src[g["name"]], SourceGroup.from_dict(g),
+                                                    sel)
     res = predict_scene(bundle, src, out, backend=backend,  # type: ignore[arg-type]
                         tile_size=tile_size, overlap=overlap, tta=tta, mc_samples=mc_samples,
                         region=region, write_probabilities=probabilities,
@@ -194,6 +225,7 @@ def predict(
             "tiles": res.tiles, "tiles_run": res.tiles_run, "tiles_skipped": res.tiles_skipped,
             "n_outlines": res.n_outlines, "model_seconds": res.model_seconds,
             "total_seconds": res.total_seconds, "missing_groups": list(res.missing_groups),
+            "area": res.area,
             "calibration": None if bundle.calibration is None
             else bundle.calibration.get("kind", "custom")})))
         return
@@ -203,6 +235,10 @@ def predict(
     Console().print(f"{res.backend} ({res.device}): {res.tiles_run} tiles, "
                     f"{res.tiles_skipped} skipped, {res.total_seconds:.1f} s, {conf} → "
                     + ", ".join(p.name for p in res.paths.values()))
+    if res.area is not None:
+        b = res.area["block_bootstrap_95"]
+        Console().print(f"glacier area {res.area['expected_km2']:.2f} km² (block bootstrap "
+                        f"95 %: {b['lower_km2']:.2f}–{b['upper_km2']:.2f} km²)")
 
 
 @map_app.command("evaluate")
@@ -260,8 +296,19 @@ def baseline(
         None, "--bands", help="Comma-separated band names per file: blue, green, red, nir, "
         "swir1, swir2 (or _ to skip); 'auto' for a file whose band descriptions name its "
         "bands. Default: every file's band descriptions."),
-    method: Literal["auto", "ndsi", "ratio", "brightness"] = typer.Option(
-        "auto", "--method", help="auto | ndsi | ratio | brightness."),
+    method: Literal["auto", "ndsi", "ratio", "brightness", "sar-ratio"] = typer.Option(
+        "auto", "--method", help="auto | ndsi | ratio | brightness (optical bands), or "
+        "sar-ratio (Nagler–Rott melt/reference backscatter ratio of a SAR time series)."),
+    scale: str | None = typer.Option(
+        None, "--scale", help="sar-ratio: what the files hold: power (γ⁰/σ⁰), amplitude or "
+        "db (required; never guessed)."),
+    direction: str | None = typer.Option(
+        None, "--direction", help="sar-ratio: orbit pass kept (ascending | descending); "
+        "needed when the files mix passes."),
+    melt: str = typer.Option("7,8", "--melt", help="sar-ratio: melt season, months or "
+                             "MM-DD, e.g. 7,8 or 07-01,08-31."),
+    reference: str = typer.Option("1,2", "--reference", help="sar-ratio: reference (dry) "
+                                  "season, e.g. 1,2."),
     threshold: float | None = typer.Option(None, "--threshold",
                                            help="Threshold (default: method's; Otsu for "
                                            "brightness)."),
@@ -276,7 +323,20 @@ def baseline(
     as_json: bool = typer.Option(False, "--json", help="Print the method, threshold, glacier "
                                  "area and product paths as one JSON object."),
 ) -> None:
-    """Classic glacier mapping by band ratio / NDSI / brightness threshold (no training)."""
+    """Classic glacier mapping without training.
+
+    Optical: band ratio / NDSI / brightness threshold. SAR time series (--method
+    sar-ratio): wet snow / melting glacier where the melt-season backscatter is below the
+    reference season's by more than --threshold dB (default −3; Nagler & Rott 2000); SOURCES
+    is one folder, glob pattern or CSV table (path,date[,pass]) of files, one per date.
+    """
+    if method == "sar-ratio":
+        _sar_ratio_cli(sources, out, scale=scale, direction=direction, melt=melt,
+                       reference=reference, threshold=threshold, min_area_km2=min_area_km2,
+                       overwrite=overwrite, as_json=as_json)
+        return
+    require(scale is None and direction is None, "--scale/--direction",
+            "these options are for --method sar-ratio.")
     from glacierkit.mapping.baseline import run_baseline
 
     require(not bands or len(bands) == len(sources), "--bands",
@@ -294,3 +354,36 @@ def baseline(
     Console().print(f"{res['method']} threshold {res['threshold']:.4g}: glacier "
                     f"{res['glacier_km2']:.2f} km² in {res['n_outlines']} polygon(s){dropped} → "
                     f"classes.tif, outlines.gpkg")
+
+
+def _season(text: str, option: str) -> tuple[int | str, int | str]:
+    parts = [p.strip() for p in text.split(",")]
+    require(len(parts) == 2 and all(parts), option,
+            f"give the season as START,END (months or MM-DD), e.g. 7,8; got {text!r}.")
+    return tuple(int(p) if p.isdigit() else p for p in parts)  # type: ignore[return-value]
+
+
+def _sar_ratio_cli(sources: list[str], out: Path, *, scale: str | None, direction: str | None,
+                   melt: str, reference: str, threshold: float | None, min_area_km2: float,
+                   overwrite: bool, as_json: bool) -> None:
+    from glacierkit.series.baseline import run_sar_ratio
+    from glacierkit.series.stack import SCALES, open_series
+
+    require(scale is not None, "--scale",
+            f"say what the files hold: one of {', '.join(SCALES)} (linear power such as "
+            f"HyP3 RTC γ⁰, linear amplitude, or dB); glacierkit never guesses it.")
+    source: Any = sources[0] if len(sources) == 1 else sources
+    stack = open_series(source, scale=scale, direction=direction)  # type: ignore[arg-type]
+    kw: dict[str, Any] = {"melt": _season(melt, "--melt"),
+                          "reference": _season(reference, "--reference")}
+    if threshold is not None:
+        kw["threshold_db"] = threshold
+    res = run_sar_ratio(stack, out, min_area_km2=min_area_km2, overwrite=overwrite, **kw)
+    if as_json:
+        typer.echo(json.dumps(jsonable(res)))
+        return
+    Console().print(f"sar-ratio: {len(res['melt_dates'])} melt and "
+                    f"{len(res['reference_dates'])} reference date(s), threshold "
+                    f"{res['threshold_db']:g} dB: wet snow / glacier {res['glacier_km2']:.2f} km² "
+                    f"in {res['n_outlines']} polygon(s) → classes.tif, ratio_db.tif, "
+                    f"outlines.gpkg, sar_ratio.json")

@@ -217,6 +217,29 @@ def evaluate_on_test(pred: np.ndarray, scene: PreparedScene) -> dict[str, Any]:
     return evaluate_outlines((_masked(pred, test), grid), (_masked(scene.labels, test), grid))
 
 
+def area_of_test_part(classes: np.ndarray, confidence: np.ndarray, scene: PreparedScene, *,
+              block_m: float = 3200.0) -> dict[str, Any]:
+    """Glacier area of the scene's test part (km²), next to the reference's.
+
+    Expected from the calibrated probabilities, with ICEmapper's block-bootstrap 95 %
+    interval (blocks of ``block_m``, at most the test part's bounding size).
+    """
+    from glacierkit.metrics.area import area_with_interval
+    from glacierkit.metrics.outlines import pixel_area_m2
+
+    test = scene.split.mask("test") & (scene.labels != IGNORE)
+    p = np.where(classes == 1, confidence, 1.0 - confidence).astype(np.float64)
+    p[~test | (classes == IGNORE) | ~np.isfinite(p)] = np.nan
+    px = pixel_area_m2(scene.stack.grid)
+    out: dict[str, Any] = {"reference_km2": float((scene.labels[test] == 1).sum()) * px / 1e6}
+    if not np.isfinite(p).any():
+        return out
+    block = max(1, min(round(block_m / np.sqrt(px)), min(p.shape)))
+    out.update(area_with_interval(p, pixel_area_m2=px, block_px=block,
+                                  method="block-bootstrap"))
+    return out
+
+
 def baseline_on_scene(scene: PreparedScene) -> tuple[np.ndarray, dict[str, Any]]:
     """The classic baseline without training on the scene's raw values.
 
@@ -394,12 +417,14 @@ def train_mapping(cfg: MappingConfig, *, resume: bool = False) -> dict[str, Any]
         png = reliability_diagram(ece.pop("bins_before"), ece.pop("bins_after"),
                                   path=sdir / "reliability.png", overwrite=True,
                                   title=f"{scene.stack.name}: test part")
+        area = area_of_test_part(classes, conf, scene)
         base, base_info = baseline_on_scene(scene)
         base_metrics = evaluate_on_test(base, scene)
         report["scenes"][scene.stack.name] = {
             "model_file": model_files[key].name, "predict": pr.timing,
             "test_fraction_of_scene": float(test.mean()),
             "model": metrics, "calibration": ece, "reliability_png": str(png),
+            "area": area,
             "baseline": {"method": base_info, "metrics": base_metrics}}
         log.info("%s test part: IoU %.3f (baseline %.3f), ECE %.3f → %.3f",
                  scene.stack.name, metrics["iou"], base_metrics["iou"], ece["ece_before"],

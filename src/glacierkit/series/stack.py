@@ -638,7 +638,10 @@ def _select_direction(files: list[SeriesFile], direction: str | None) -> list[Se
                 f"{counts['descending']} descending date(s) (from the acquisition times). "
                 f"Backscatter of different viewing geometries is not comparable date to date.",
                 hint="Choose open_series(..., direction='ascending'), direction='descending', "
-                     "or direction='all' to keep both knowingly.")
+                     "or direction='all' to keep both knowingly.",
+                cli_hint="Choose --direction ascending or --direction descending (or "
+                         "[series] direction in a map train config; 'all' keeps both "
+                         "knowingly).")
         return files
     unknown = [f.path.name for f in files if f.direction is None]
     if unknown:
