@@ -13,18 +13,21 @@ SAR time series with deep learning in Svalbard". Layout (``L = len(widths)``)::
                                                                 (B, K, H, W) logits
 
 ConvLSTM cell (Shi et al. 2015): gates ``i, f, o, g`` from ``GN(conv3×3(x_t) + conv3×3(h))``
-(the input convolution runs on all dates at once), ``c' = σ(f) c + σ(i) tanh(g)``,
-``h' = σ(o) tanh(c')``; the forget-gate bias starts at 1. A masked date does not update the
-state: ``h, c ← m h' + (1 − m) h, m c' + (1 − m) c``, so padding and dropped dates leave no
-trace, and the final states summarise the observed dates only.
+(the input convolution runs on all dates at once; both directions share one loop over the
+dates), ``c' = σ(f) c + σ(i) tanh(g)``, ``h' = σ(o) tanh(c')``; the forget-gate bias starts
+at 1. A masked date does not update the state: ``h, c ← m h' + (1 − m) h, m c' + (1 − m) c``,
+so padding and dropped dates leave no trace, and the final states summarise the observed
+dates only.
 
 **Number of dates.** The recurrence is a Python loop over ``T``, so an exported ONNX graph
 is unrolled for the ``T`` of the example input. The config key ``time_steps`` (default 15)
 fixes that ``T``: inputs with another ``T`` are rejected, in eager mode too, so a model
 trained, validated and exported with the same ``time_steps`` behaves the same everywhere.
 Pad shorter series with masked dates. Build another ``time_steps`` for other series lengths
-(the weights do not depend on it). The model uses the order of the dates, not their values
-(``date_aware = False``). ``multiple = 2**L``.
+(the weights do not depend on it). The unrolled graph grows with ``T`` and the number of
+scales, and so does the export time (about 20–60 s on a CPU for the tiny preset's 15 dates).
+The model uses the order of the dates, not their values (``date_aware = False``).
+``multiple = 2**L``.
 """
 
 from __future__ import annotations
@@ -56,62 +59,63 @@ CONVLSTM_SIZES: dict[str, dict[str, Any]] = {
 }
 
 
-class ConvLSTMDirection(nn.Module):
-    """One direction of a ConvLSTM layer over a masked sequence.
-
-    ``xs`` ``(B, T, c_in, h, w)``, ``mask`` ``(B, T)`` → hidden states ``(B, T, hidden, h, w)``
-    (the state after each date; a masked date repeats the previous state) and the final
-    hidden state ``(B, hidden, h, w)``.
-    """
-
-    def __init__(self, c_in: int, hidden: int, *, reverse: bool = False):
-        super().__init__()
-        self.hidden = int(hidden)
-        self.reverse = bool(reverse)
-        self.conv_x = nn.Conv2d(c_in, 4 * hidden, 3, padding=1, bias=False)
-        self.conv_h = nn.Conv2d(hidden, 4 * hidden, 3, padding=1, bias=False)
-        self.norm = norm2d(4 * hidden)
-        with torch.no_grad():  # gate order i, f, o, g: forget gate open at the start
-            self.norm.bias[hidden:2 * hidden] = 1.0
-
-    def forward(self, xs: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-        """``(B, T, c_in, h, w), (B, T) -> ((B, T, hidden, h, w), (B, hidden, h, w))``."""
-        t = xs.shape[1]
-        gx = self.conv_x(xs.flatten(0, 1)).unflatten(0, (xs.shape[0], t))  # (B, T, 4h, h, w)
-        h = gx[:, 0, :self.hidden] * 0.0  # zero state, shape taken from the tensor
-        c = h
-        outs: list[Tensor] = [h] * t
-        order = range(t - 1, -1, -1) if self.reverse else range(t)
-        for k in order:
-            gates = self.norm(gx[:, k] + self.conv_h(h))
-            i, f, o, g = gates.chunk(4, dim=1)
-            c_new = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-            h_new = torch.sigmoid(o) * torch.tanh(c_new)
-            m = mask[:, k, None, None, None]
-            c = m * c_new + (1.0 - m) * c
-            h = m * h_new + (1.0 - m) * h
-            outs[k] = h
-        return torch.stack(outs, dim=1), h
-
-
 class BiConvLSTM(nn.Module):
-    """Bidirectional ConvLSTM layer: ``hidden`` channels per direction.
+    """Bidirectional ConvLSTM layer over a masked sequence, ``hidden`` channels per direction.
 
-    ``xs`` ``(B, T, c_in, h, w)``, ``mask`` ``(B, T)`` → the sequence of concatenated
-    forward/backward states ``(B, T, 2 hidden, h, w)`` and the concatenated final states
-    (forward after the last date, backward after the first) ``(B, 2 hidden, h, w)``.
+    Both directions run in one loop over the dates (at step ``k`` the forward direction reads
+    date ``k``, the backward one date ``T - 1 - k``): a grouped 3×3 convolution keeps their
+    recurrent weights apart, GroupNorm groups never straddle the two directions, and the state
+    is ``[forward, backward]`` along the channels, so the gate arithmetic runs once for both
+    (half the operations of two separate loops in an unrolled ONNX graph).
+
+    ``xs`` ``(B, T, c_in, h, w)``, ``mask`` ``(B, T)`` → the sequence of concatenated states
+    after each date ``(B, T, 2 hidden, h, w)`` (``None`` unless ``with_seq``) and the final
+    states (forward after the last date, backward after the first) ``(B, 2 hidden, h, w)``.
+    A masked date repeats the previous state.
     """
 
     def __init__(self, c_in: int, hidden: int):
         super().__init__()
-        self.fwd = ConvLSTMDirection(c_in, hidden)
-        self.bwd = ConvLSTMDirection(c_in, hidden, reverse=True)
+        self.hidden = int(hidden)
+        # gate channels from the convolutions: [forward i, f, o, g | backward i, f, o, g]
+        self.conv_x = nn.Conv2d(c_in, 8 * hidden, 3, padding=1, bias=False)
+        self.conv_h = nn.Conv2d(2 * hidden, 8 * hidden, 3, padding=1, groups=2, bias=False)
+        self.norm = nn.GroupNorm(2 * norm2d(4 * hidden).num_groups, 8 * hidden)
+        with torch.no_grad():  # forget gates open at the start
+            for d in (0, 1):
+                self.norm.bias[(4 * d + 1) * hidden:(4 * d + 2) * hidden] = 1.0
+        # reorder to [i_fwd, i_bwd, f_fwd, f_bwd, o_fwd, o_bwd, g_fwd, g_bwd] to match the state
+        order = [4 * hidden * d + hidden * gate + j
+                 for gate in range(4) for d in range(2) for j in range(hidden)]
+        self.register_buffer("_gate_order", torch.tensor(order, dtype=torch.long),
+                             persistent=False)
 
-    def forward(self, xs: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-        """``(B, T, c_in, h, w), (B, T) -> ((B, T, 2 hidden, h, w), (B, 2 hidden, h, w))``."""
-        seq_f, last_f = self.fwd(xs, mask)
-        seq_b, last_b = self.bwd(xs, mask)
-        return torch.cat([seq_f, seq_b], dim=2), torch.cat([last_f, last_b], dim=1)
+    def forward(self, xs: Tensor, mask: Tensor,
+                with_seq: bool = True) -> tuple[Tensor | None, Tensor]:
+        """``(B, T, c_in, h, w), (B, T) -> (seq or None, final)``; see the class docstring."""
+        hid = self.hidden
+        b, t = xs.shape[0], xs.shape[1]
+        gx = self.conv_x(xs.flatten(0, 1)).unflatten(0, (b, t))  # (B, T, 8 hid, h, w)
+        # step k: forward input gates of date k, backward ones of date T - 1 - k
+        g_in = torch.cat([gx[:, :, :4 * hid], gx[:, :, 4 * hid:].flip(1)], dim=2).unbind(1)
+        m_dir = torch.stack([mask, mask.flip(1)], dim=2).repeat_interleave(hid, dim=2)
+        ms = m_dir[:, :, :, None, None].unbind(1)  # per step (B, 2 hid, 1, 1)
+        h = g_in[0][:, :2 * hid] * 0.0  # zero state (B, 2 hid, h, w), shape from the tensor
+        c = h
+        states: list[Tensor] = []
+        for k in range(t):
+            gates = self.norm(g_in[k] + self.conv_h(h)).index_select(1, self._gate_order)
+            i, f, o, g = gates.chunk(4, dim=1)  # each (B, 2 hid, h, w)
+            c_new = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+            h_new = torch.sigmoid(o) * torch.tanh(c_new)
+            c = c + ms[k] * (c_new - c)  # a masked date (m = 0) keeps the state
+            h = h + ms[k] * (h_new - h)
+            if with_seq:
+                states.append(h)
+        if not with_seq:
+            return None, h
+        seq = torch.stack(states, dim=1)  # step order; the backward half runs T-1 … 0
+        return torch.cat([seq[:, :, :hid], seq[:, :, hid:].flip(1)], dim=2), h
 
 
 class ConvLSTMUNet(SeriesSegmentationModel):
@@ -159,11 +163,12 @@ class ConvLSTMUNet(SeriesSegmentationModel):
         xs = series
         skips: list[Tensor] = []
         last = xs[:, 0]
+        n = len(self.layers)
         for i, layer in enumerate(self.layers):
             if i:
                 xs = F.max_pool2d(xs.flatten(0, 1), 2).unflatten(0, (xs.shape[0], xs.shape[1]))
-            seq, last = layer(xs, mask)
-            if i < len(self.layers) - 1:
+            seq, last = layer(xs, mask, with_seq=i < n - 1)
+            if seq is not None:
                 skips.append(last)
-            xs = seq
+                xs = seq
         return self.decoder(last, skips, with_aux)

@@ -97,11 +97,14 @@ class Res3DBlock(nn.Module):
 
     def __init__(self, c_in: int, c_out: int):
         super().__init__()
-        self.conv1 = nn.Conv3d(c_in, c_out, 3, padding=1, bias=False)
+        # All 3D convolutions keep their bias (as in the reference): onnxscript's conv3d
+        # conversion (0.7) builds a wrongly shaped zero bias for bias-free 3D convolutions,
+        # which ONNX Runtime rejects unless the graph optimiser happens to remove it.
+        self.conv1 = nn.Conv3d(c_in, c_out, 3, padding=1)
         self.norm1 = MaskedGroupNorm3d(c_out)
-        self.conv2 = nn.Conv3d(c_out, c_out, 3, padding=1, bias=False)
+        self.conv2 = nn.Conv3d(c_out, c_out, 3, padding=1)
         self.norm2 = MaskedGroupNorm3d(c_out)
-        self.proj = nn.Conv3d(c_in, c_out, 1, bias=False)
+        self.proj = nn.Conv3d(c_in, c_out, 1)
         self.act = nn.SiLU()
 
     def forward(self, x: Tensor, m: Tensor) -> Tensor:
