@@ -159,7 +159,7 @@ class LTAE2d(nn.Module):
         k = self.key(v).unflatten(-1, (self.n_head, self.d_k))  # (B, h, w, T, n_head, d_k)
         scores = (k * self.query).sum(dim=-1) * (1.0 / math.sqrt(self.d_k))  # (B,h,w,T,nh)
         observed = mask[:, None, None, :, None] > 0.5
-        scores = torch.where(observed, scores, torch.full_like(scores, _MASKED_SCORE))
+        scores = torch.where(observed, scores, _MASKED_SCORE)
         attn = torch.softmax(scores, dim=3)
         heads = v.unflatten(-1, (self.n_head, self.d_model // self.n_head))
         out = (attn[..., None] * heads).sum(dim=3).flatten(-2)  # (B, h, w, D)
@@ -174,10 +174,11 @@ def aggregate_with_attention(x: Tensor, attn: Tensor) -> Tensor:
     ``(B, C, H, W)``: the maps are upsampled bilinearly to ``(H, W)`` and head ``j`` weights
     channels ``[j C / n_head, (j + 1) C / n_head)``.
     """
-    n_head = attn.shape[1]
-    a = F.interpolate(attn.flatten(1, 2), size=(x.shape[3], x.shape[4]), mode="bilinear",
-                      align_corners=False).unflatten(1, (n_head, -1))  # (B, nh, T, H, W)
-    groups = x.unflatten(2, (n_head, -1))  # (B, T, nh, C / nh, H, W)
+    b, n_head, t = attn.shape[0], attn.shape[1], attn.shape[2]
+    c, h, w = x.shape[2], x.shape[3], x.shape[4]
+    a = F.interpolate(attn.flatten(1, 2), size=(h, w), mode="bilinear",
+                      align_corners=False).reshape(b, n_head, t, h, w)
+    groups = x.reshape(b, t, n_head, c // n_head, h, w)
     return (groups * a.transpose(1, 2)[:, :, :, None]).sum(dim=1).flatten(1, 2)
 
 
