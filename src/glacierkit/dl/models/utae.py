@@ -6,7 +6,8 @@ with convolutional temporal attention networks" (U-TAE, ~1.1 M parameters). Layo
 
     series (B, T, S, H, W), masked dates zeroed, dates folded into the batch
       shared 2D encoder per date: 2 convs (e_0), then L-1 × [strided conv 4×4/2, conv,
-      residual conv] → features (B, T, e_i, H/2^i, W/2^i)
+      residual conv], each normalised over a sample's observed dates (GroupNorm over
+      channel group × T × H × W) → features (B, T, e_i, H/2^i, W/2^i)
       L-TAE at the lowest resolution → (B, d_{L-1}, H/2^(L-1), W/2^(L-1)) and attention
           maps (B, n_head, T, h, w)
       skips i < L-1: attention maps upsampled (bilinear) to H/2^i, each head's weights
@@ -16,8 +17,9 @@ with convolutional temporal attention networks" (U-TAE, ~1.1 M parameters). Layo
 
 L-TAE (lightweight temporal attention encoder), per pixel over the dates:
 
-1. per-date GroupNorm of the ``C`` channels (``n_head`` groups; statistics of one date only,
-   so padded dates cannot leak in), linear projection to ``d_model``;
+1. GroupNorm per pixel over each group's channels and the observed dates (``n_head``
+   groups, as the paper's over channels × ``T``; padded dates are left out of the
+   statistics), linear projection to ``d_model``;
 2. plus a sinusoidal encoding of the acquisition date (days, period ``pe_period = 1000`` as in
    the paper; ``d_model / n_head`` frequencies repeated for every head);
 3. keys ``Linear(d_model → n_head·d_k)``; one learned master query per head; scores
@@ -26,9 +28,13 @@ L-TAE (lightweight temporal attention encoder), per pixel over the dates:
 4. per head the attention-weighted sum of its ``d_model / n_head`` channels, concatenated,
    then ``1×1 conv → GN → ReLU``, dropout and an output GroupNorm (``n_head`` groups).
 
-Differences from the reference: GroupNorm everywhere instead of BatchNorm, per-date input
-normalisation in the L-TAE, zero padding instead of reflection (any tile size works), no
-dropout on the attention weights, Dropout2d in the decoder (Monte-Carlo dropout) and
+Differences from the reference: GroupNorm everywhere instead of BatchNorm; the encoder's
+normalisation statistics span all observed dates of a sample instead of one date (a per-date
+normalisation removes a whole patch's seasonal darkening, the signal of wet snow: with it a
+tiny U-TAE did not learn the synthetic glacier series at all, val IoU ≈ 0.39 after 64 steps,
+against 0.98 with it; the 3D-conv model reached 0.65); masked input normalisation in the
+L-TAE (observed dates only); zero padding instead of reflection (any tile size works); no
+dropout on the attention weights; Dropout2d in the decoder (Monte-Carlo dropout) and
 auxiliary heads at strides 4 and 8. Any ``T >= 1`` (``time_steps = None``), also in the
 exported ONNX graph; ``date_aware = True``; ``multiple = 2**(L-1)``.
 """
@@ -44,6 +50,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from glacierkit.dl.models.blocks import norm2d, seg_head
+from glacierkit.dl.models.icemapper import MaskedGroupNorm3d
 from glacierkit.dl.models.series_base import (
     SeriesSegmentationModel,
     _int_tuple,
@@ -77,22 +84,46 @@ def _conv(c_in: int, c_out: int, kernel: int = 3, stride: int = 1,
                          norm2d(c_out), nn.ReLU())
 
 
-class _Down(nn.Module):
-    """Encoder step: strided 4×4 conv, conv, residual conv.
+class _TConv(nn.Module):
+    """Shared per-date conv → GroupNorm over a sample's observed dates → ReLU.
 
-    ``(N, c_in, H, W) -> (N, c_out, H/2, W/2)``.
+    ``x`` ``(B·T, c_in, H, W)`` (dates folded into the batch), ``m`` ``(B, T)`` →
+    ``(B·T, c_out, H / stride, W / stride)``. The normalisation statistics are taken over a
+    channel group, every observed date and the tile (:class:`MaskedGroupNorm3d`), not per
+    date: a per-date GroupNorm would remove what changes between dates at the scale of a
+    patch (a glacier that darkens as a whole in the melt season).
+    """
+
+    def __init__(self, c_in: int, c_out: int, kernel: int = 3, stride: int = 1,
+                 padding: int = 1):
+        super().__init__()
+        self.conv = nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=padding, bias=False)
+        self.norm = MaskedGroupNorm3d(c_out)
+
+    def forward(self, x: Tensor, m: Tensor) -> Tensor:
+        """``(B·T, c_in, H, W), (B, T) -> (B·T, c_out, H', W')``."""
+        y = self.conv(x)
+        y5 = y.unflatten(0, (m.shape[0], m.shape[1])).transpose(1, 2)  # (B, C, T, H, W)
+        y5 = self.norm(y5, m[:, None, :, None, None])
+        return F.relu(y5.transpose(1, 2).flatten(0, 1))
+
+
+class _Down(nn.Module):
+    """Encoder step: strided 4×4 conv, conv, residual conv (each a :class:`_TConv`).
+
+    ``(B·T, c_in, H, W), (B, T) -> (B·T, c_out, H/2, W/2)``.
     """
 
     def __init__(self, c_in: int, c_out: int):
         super().__init__()
-        self.down = _conv(c_in, c_in, 4, 2, 1)
-        self.conv1 = _conv(c_in, c_out)
-        self.conv2 = _conv(c_out, c_out)
+        self.down = _TConv(c_in, c_in, 4, 2, 1)
+        self.conv1 = _TConv(c_in, c_out)
+        self.conv2 = _TConv(c_out, c_out)
 
-    def forward(self, x: Tensor) -> Tensor:
-        """``(N, c_in, H, W) -> (N, c_out, H/2, W/2)``."""
-        h = self.conv1(self.down(x))
-        return h + self.conv2(h)
+    def forward(self, x: Tensor, m: Tensor) -> Tensor:
+        """``(B·T, c_in, H, W), (B, T) -> (B·T, c_out, H/2, W/2)``."""
+        h = self.conv1(self.down(x, m), m)
+        return h + self.conv2(h, m)
 
 
 class _Up(nn.Module):
@@ -152,8 +183,13 @@ class LTAE2d(nn.Module):
         """``(B, T, C, h, w), (B, T), (B, T) -> ((B, out, h, w), (B, n_head, T, h, w))``."""
         v = x.permute(0, 3, 4, 1, 2)  # (B, h, w, T, C)
         g = v.unflatten(-1, (self.n_head, self.in_channels // self.n_head))
-        mean = g.mean(dim=-1, keepdim=True)
-        var = (g - mean).pow(2).mean(dim=-1, keepdim=True)
+        # GroupNorm per pixel over a group's channels and the *observed* dates (as the
+        # paper's, over channels × T): the differences between dates — the signal of a
+        # season — survive; padded dates do not enter the statistics.
+        m = (mask > 0.5).to(g.dtype)[:, None, None, :, None, None]  # (B, 1, 1, T, 1, 1)
+        n = (m.sum(dim=3, keepdim=True) * g.shape[-1]).clamp(min=1.0)
+        mean = (g * m).sum(dim=(3, 5), keepdim=True) / n
+        var = ((g - mean) * m).pow(2).sum(dim=(3, 5), keepdim=True) / n
         v = ((g - mean) * torch.rsqrt(var + 1e-5)).flatten(-2) * self.in_weight + self.in_bias
         v = self.in_proj(v) + self.positional_encoding(dates)[:, None, None]  # (B,h,w,T,D)
         k = self.key(v).unflatten(-1, (self.n_head, self.d_k))  # (B, h, w, T, n_head, d_k)
@@ -232,7 +268,7 @@ class UTAE(SeriesSegmentationModel):
         self.config = {"encoder_widths": list(enc), "decoder_widths": list(dec),
                        "n_head": n_head, "d_model": d_model, "d_k": d_k,
                        "pe_period": period}
-        self.in_conv = nn.Sequential(_conv(self.n_channels, enc[0]), _conv(enc[0], enc[0]))
+        self.in_conv = nn.ModuleList([_TConv(self.n_channels, enc[0]), _TConv(enc[0], enc[0])])
         self.down = nn.ModuleList(_Down(enc[i - 1], enc[i]) for i in range(1, len(enc)))
         self.ltae = LTAE2d(enc[-1], d_model=d_model, n_head=n_head, d_k=d_k,
                            out_channels=dec[-1], dropout=self.dropout_p, period=period)
@@ -251,10 +287,12 @@ class UTAE(SeriesSegmentationModel):
     def _run(self, series: Tensor, dates: Tensor, mask: Tensor,
              with_aux: bool) -> tuple[Tensor, list[Tensor]]:
         b, t = series.shape[0], series.shape[1]
-        h = self.in_conv(series.flatten(0, 1))  # (B·T, e0, H, W)
+        h = series.flatten(0, 1)  # (B·T, S, H, W)
+        for conv in self.in_conv:
+            h = conv(h, mask)  # (B·T, e0, H, W)
         feats = [h]
         for down in self.down:
-            h = down(h)
+            h = down(h, mask)
             feats.append(h)
         out, attn = self.ltae(h.unflatten(0, (b, t)), dates, mask)
         dec = [out]
