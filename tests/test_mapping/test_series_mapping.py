@@ -155,6 +155,15 @@ def test_map_predict_on_a_folder_of_dates(trained, series_scene, tmp_path, capsy
     ok = cls != 255
     p = np.where(cls == 1, conf, 1 - conf)[ok]
     assert rep["area"]["expected_km2"] == pytest.approx(p.sum() * 0.01, rel=1e-9)
+    # glacierkit info names the inputs and the dates the model takes.
+    capsys.readouterr()
+    assert main(["-q", "info", str(trained["model"]), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert [i["name"] for i in info["inputs"]] == ["series", "dates", "mask"]
+    assert info["series"]["date_aware"] and info["groups"][0]["time"]
+    assert main(["-q", "info", str(trained["model"])]) == 0
+    table = capsys.readouterr().out
+    assert "any number, date-aware" in table and "sar series" in table
     # Dates per year from the CLI: 6 of the 12 dates.
     assert main(["-q", "map", "predict", str(trained["model"]), f"s1={series_scene['folder']}",
                  "-o", str(tmp_path / "p6"), "--dates-per-year", "6"]) == 0
