@@ -96,3 +96,25 @@ def test_demo_facies_steps(tmp_path: Path, shared_data):
     with rasterio.open(tmp_path / "out" / "facies" / "snowicesen" / "predict_B7211_20150908" /
                        "facies.tif") as ds:
         assert ds.nodata == 255 and ds.colormap(1)[0][:3] == (8, 64, 129)  # facies "ice"
+
+
+@pytest.mark.slow
+def test_demo_series_step(tmp_path: Path, shared_data):
+    """The SAR time-series demo step: synthetic training, the real Tsho Rolpa stack (~1–2 min)."""
+    import json
+
+    from glacierkit.demo import SERIES_STEPS
+
+    (res,) = run_demo(tmp_path / "out", steps=list(SERIES_STEPS))
+    n = res.numbers
+    # The held-out synthetic strip: the date-aware model must be far above chance (about 40 %
+    # of the strip is glacier) and its area interval a real interval around its estimate.
+    assert n["synthetic_test_iou"] > 0.8 and 0 <= n["ece_after"] <= 1
+    lo, hi = n["synthetic_test_area_95_km2"]
+    assert lo <= n["synthetic_test_area_km2"] <= hi
+    assert n["tsho_rolpa_dates"] == 7
+    d = tmp_path / "out" / "series_tsho_rolpa" / "tsho_rolpa_2021"
+    rep = json.loads((d / "report.json").read_text())
+    assert rep["series"]["dates"] == 7 and rep["series"]["first"].startswith("2021-01-22")
+    with rasterio.open(d / "classes.tif") as ds:
+        assert ds.crs.to_epsg() == 32645 and ds.shape == (135, 144) and ds.nodata == 255
