@@ -96,12 +96,12 @@ class Options:
 
     pixel_size_m: float = 60.0
     bounds: tuple[float, float, float, float] | None = BOUNDS
-    patch: int = 48
+    patch: int = 32
     buffer_px: int | None = None
     batch: int = 8
-    epochs: int = 10
+    epochs: int = 12
     samples: int = 320
-    lr: float = 1e-3
+    lr: float = 2e-3
     seeds: int = 20
     corr_seeds: tuple[int, ...] = CORR_SEEDS
     archs: tuple[str, ...] = ("icemapper3d", "convlstm", "utae")
@@ -109,9 +109,11 @@ class Options:
     whole_scene: bool = True
     tile: int = 128
     overlap: int = 32
+    tile_sweep: tuple[int, ...] = (64, 256)
     n_resamples: int = 4000
-    threads: int | None = None
+    threads: int | None = 1
     out: str | None = None
+    resume: bool = False
 
 
 # ---------------------------------------------------------------------------- data
@@ -219,7 +221,8 @@ def train_models(opts: Options, train: Series, labels: np.ndarray, split: Any, n
         torch.manual_seed(TRAIN_SEED)
         model = build_model(arch, group_channels=(1,), n_classes=2, size=opts.size)
         t0 = time.perf_counter()
-        res = fit(model, train_ds, val_ds, cfg, out_dir=work / f"train-{arch}", overwrite=True)
+        res = fit(model, train_ds, val_ds, cfg, out_dir=work / f"train-{arch}",
+                  resume="auto" if opts.resume else False, overwrite=not opts.resume)
         secs = time.perf_counter() - t0
         out[arch] = {"model": res.model.eval(), "train_s": secs, "steps": res.steps,
                      "epochs": res.epochs, "best_val_iou": res.best_val_iou,
@@ -319,59 +322,115 @@ def summary(values: list[float]) -> dict[str, float]:
 
 
 # ---------------------------------------------------------------------------- rows
+AREA_CALS = ("pipeline", "glacier-isotonic")
+"""Calibrations the area is computed from: the pipeline's map (``auto``: temperature or
+top-label isotonic) and an isotonic regression of the label on the glacier probability."""
+
+INTERVALS = (("block-bootstrap", "block-bootstrap", False),
+             ("bernoulli c=1", "bernoulli-blocks", False),
+             ("bernoulli c=val", "bernoulli-blocks", True))
+"""(name, method of area_with_interval, pixels_per_sample from validation?)."""
+
+
 @dataclasses.dataclass
 class Learned:
-    """A trained model applied under one protocol, with its calibration."""
+    """A trained model applied under one protocol, with its calibrations.
+
+    ``calibration`` is the pipeline's map (``choose_calibration(..., "auto")``, the rule of
+    ``fit_calibration``) fitted on validation logits computed like the test logits (one
+    window); ``calibration_patches`` the same rule through ``fit_calibration`` on validation
+    *patches*, as ``map train`` does; ``glacier_iso`` the breakpoints ``(x, y)`` of an
+    isotonic regression of the label on the raw glacier probability (class-wise), fitted on
+    the same validation pixels as ``calibration``.
+    """
 
     name: str
     arch: str
     protocol: str
     model: Any
-    calibration: dict[str, Any] | None
-    cal_record: dict[str, Any]
-    pixels_per_sample: float = 1.0
-    correlation: dict[str, Any] | None = None
+    calibration: dict[str, Any] | None = None
+    cal_record: dict[str, Any] = dataclasses.field(default_factory=dict)
+    calibration_patches: dict[str, Any] | None = None
+    cal_record_patches: dict[str, Any] = dataclasses.field(default_factory=dict)
+    glacier_iso: tuple[np.ndarray, np.ndarray] | None = None
+    pixels_per_sample: dict[str, float] = dataclasses.field(default_factory=dict)
+    correlation: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
-def probabilities(row: Learned, logits: np.ndarray) -> tuple[np.ndarray, np.ndarray,
-                                                             np.ndarray, np.ndarray]:
-    """``(classes, raw max-prob, calibrated max-prob, calibrated glacier probability)``."""
-    from glacierkit.metrics.calibration import calibration_from_dict, softmax
+def _cal_map(d: dict[str, Any] | None) -> Any:
+    from glacierkit.metrics.calibration import IdentityCalibration, calibration_from_dict
+
+    return IdentityCalibration() if d is None else calibration_from_dict(dict(d))
+
+
+def probabilities(row: Learned, logits: np.ndarray) -> dict[str, np.ndarray]:
+    """Classes, raw and calibrated top-class confidence, glacier probability per calibration.
+
+    Args:
+        logits: ``(K, h, w)`` raw logits.
+    """
+    from glacierkit.metrics.calibration import softmax
 
     p_raw = softmax(logits)
-    classes = logits.argmax(axis=0).astype(np.uint8)
-    if row.calibration is None:
-        p_cal = p_raw
-        conf = p_raw.max(axis=0)
-    else:
-        cal = calibration_from_dict(dict(row.calibration))
-        p_cal = cal.apply(logits)
-        conf = cal.confidence(logits, "max")
-    return classes, p_raw.max(axis=0), conf, p_cal[1]
+    cal = _cal_map(row.calibration)
+    out = {"classes": logits.argmax(axis=0).astype(np.uint8), "raw": p_raw.max(axis=0),
+           "conf": cal.confidence(logits, "max"),
+           "conf_patches": _cal_map(row.calibration_patches).confidence(logits, "max"),
+           "p_pipeline": cal.apply(logits)[1]}
+    if row.glacier_iso is not None:
+        out["p_glacier-isotonic"] = np.interp(p_raw[1], *row.glacier_iso)
+    return out
 
 
-def fit_validation(row: Learned, val_series: list[Series], labels: np.ndarray, val: np.ndarray,
-                   norm_t: Any, block_px: int) -> None:
-    """Residual correlation of a calibrated model on validation pixels only."""
-    win = window_of(val, 48)
+def calibrate(row: Learned, val_ds: Any, s: Series, labels: np.ndarray, val: np.ndarray,
+              norm_t: Any, margin: int) -> None:
+    """Fit the calibrations on validation pixels (never test pixels)."""
+    from sklearn.isotonic import IsotonicRegression
+
+    from glacierkit.mapping.pipeline import fit_calibration
+    from glacierkit.metrics.calibration import choose_calibration, softmax
+
+    row.calibration_patches, row.cal_record_patches = fit_calibration(
+        row.model, val_ds, "auto", seed=TRAIN_SEED)
+    win = window_of(val, margin)
     r0, r1, c0, c1 = win
-    resid, pq, masks, sums = [], [], [], []
+    lg = model_logits(row.model, s, norm_t, win)
+    m = val[r0:r1, c0:c1] & s.stack.valid_mask()[r0:r1, c0:c1]
+    z = lg[:, m].T
+    y = labels[r0:r1, c0:c1][m].astype(np.int64)
+    row.calibration, row.cal_record = choose_calibration(z, y, "auto", seed=TRAIN_SEED)
+    iso = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True,
+                             out_of_bounds="clip").fit(softmax(z)[:, 1], y)
+    row.glacier_iso = (np.asarray(iso.X_thresholds_, dtype=np.float64),
+                       np.asarray(iso.y_thresholds_, dtype=np.float64))
+
+
+def fit_correlation(row: Learned, val_series: list[Series], labels: np.ndarray,
+                    val: np.ndarray, norm_t: Any, block_px: int, margin: int) -> None:
+    """Error correlation of the calibrated glacier probabilities on validation pixels only."""
+    win = window_of(val, margin)
+    r0, r1, c0, c1 = win
+    y = labels[r0:r1, c0:c1].astype(np.float64)
+    parts: dict[str, tuple[list, list, list, list]] = {k: ([], [], [], []) for k in AREA_CALS}
     for s in val_series:
-        lg = model_logits(row.model, s, norm_t, win)
-        _, _, _, p = probabilities(row, lg)
+        pr = probabilities(row, model_logits(row.model, s, norm_t, win))
         m = val[r0:r1, c0:c1] & s.stack.valid_mask()[r0:r1, c0:c1]
-        y = labels[r0:r1, c0:c1].astype(np.float64)
-        resid.append(y - p)
-        pq.append(p * (1 - p))
-        masks.append(m)
-        # glacier pixels minus expected pixels over the validation part, and the Bernoulli sd
-        sums.append({"seed": s.stack.name, "y_minus_p_px": float((y - p)[m].sum()),
-                     "bernoulli_sd_px": float(np.sqrt((p * (1 - p))[m].sum()))})
+        for k in AREA_CALS:
+            p = pr[f"p_{k}"]
+            resid, pq, masks, sums = parts[k]
+            resid.append(y - p)
+            pq.append(p * (1 - p))
+            masks.append(m)
+            # glacier minus expected pixels over the validation part, and the Bernoulli sd
+            sums.append({"seed": s.stack.name, "y_minus_p_px": float((y - p)[m].sum()),
+                         "bernoulli_sd_px": float(np.sqrt((p * (1 - p))[m].sum()))})
     max_lag = max(4, min(block_px // 2, min(r1 - r0, c1 - c0) // 2))
-    corr = correlation_area(resid, pq, masks, max_lag)
-    corr["validation_sums"] = sums
-    row.correlation = corr
-    row.pixels_per_sample = float(np.clip(corr["pixels_per_sample"], 1.0, block_px ** 2))
+    for k, (resid, pq, masks, sums) in parts.items():
+        corr = correlation_area(resid, pq, masks, max_lag)
+        corr["validation_sums"] = sums
+        row.correlation[k] = corr
+        row.pixels_per_sample[k] = float(np.clip(corr["pixels_per_sample"], 1.0,
+                                                 block_px ** 2))
 
 
 def evaluate_row(row: Learned, s: Series, labels: np.ndarray, keep: np.ndarray, grid: Any,
@@ -382,35 +441,37 @@ def evaluate_row(row: Learned, s: Series, labels: np.ndarray, keep: np.ndarray, 
     from glacierkit.metrics.calibration import expected_calibration_error
 
     r0, r1, c0, c1 = win
-    lg = model_logits(row.model, s, norm_t, win)
-    cls_w, raw_w, conf_w, pg_w = probabilities(row, lg)
+    pr = probabilities(row, model_logits(row.model, s, norm_t, win))
     h, w = labels.shape
-    classes = np.zeros((h, w), np.uint8)
-    classes[r0:r1, c0:c1] = cls_w
-    pg = np.full((h, w), np.nan)
-    pg[r0:r1, c0:c1] = pg_w
-    raw = np.full((h, w), np.nan)
-    raw[r0:r1, c0:c1] = raw_w
-    conf = np.full((h, w), np.nan)
-    conf[r0:r1, c0:c1] = conf_w
+
+    def full(a: np.ndarray, fill: float) -> np.ndarray:
+        out = np.full((h, w), fill, dtype=np.float64)
+        out[r0:r1, c0:c1] = a
+        return out
+
+    classes = full(pr["classes"], 0).astype(np.uint8)
     out: dict[str, Any] = outline_scores(classes, labels, keep, grid)
     correct = classes[keep] == labels[keep]
-    out["ece_before"] = float(expected_calibration_error(raw[keep], correct))
-    out["ece_after"] = float(expected_calibration_error(conf[keep], correct))
+    for key, name in (("ece_before", "raw"), ("ece_after", "conf"),
+                      ("ece_after_patches", "conf_patches")):
+        out[key] = float(expected_calibration_error(full(pr[name], np.nan)[keep], correct))
     a0, a1, b0, b1 = tbox
-    p_test = np.where(keep, pg, np.nan)[a0:a1, b0:b1]
     true_km2 = float((labels[keep] == 1).sum()) * px_area / 1e6
     out["true_area_km2"] = true_km2
     out["areas"] = {}
-    for key, method, pps in (("block-bootstrap", "block-bootstrap", 1.0),
-                             ("bernoulli c=1", "bernoulli-blocks", 1.0),
-                             ("bernoulli c=val", "bernoulli-blocks", row.pixels_per_sample)):
-        a = area_with_interval(p_test, pixel_area_m2=px_area, block_px=block_px,
-                               method=method, pixels_per_sample=pps,
-                               n_resamples=n_resamples, seed=seed)
-        a["covered"] = bool(a["lower_km2"] <= true_km2 <= a["upper_km2"])
-        out["areas"][key] = a
-    out["expected_area_km2"] = out["areas"]["bernoulli c=1"]["expected_km2"]
+    for cal in AREA_CALS:
+        pg = np.where(keep, full(pr[f"p_{cal}"], np.nan), np.nan)[a0:a1, b0:b1]
+        res = {}
+        for key, method, from_val in INTERVALS:
+            a = area_with_interval(pg, pixel_area_m2=px_area, block_px=block_px,
+                                   method=method,
+                                   pixels_per_sample=(row.pixels_per_sample[cal] if from_val
+                                                      else 1.0),
+                                   n_resamples=n_resamples, seed=seed)
+            a["covered"] = bool(a["lower_km2"] <= true_km2 <= a["upper_km2"])
+            res[key] = a
+        out["areas"][cal] = res
+        out[f"expected_area_km2_{cal}"] = res["bernoulli c=1"]["expected_km2"]
     out["n_dates"] = len(s.days)
     return out
 
@@ -434,10 +495,17 @@ def baseline_row(s: Series, labels: np.ndarray, keep: np.ndarray, grid: Any,
 
 
 # ---------------------------------------------------------------------------- whole scene
-def whole_scene(row: Learned, sc: Any, layout: Any, norm: Any, dates: list, seed: int,
-                opts: Options, work: Path, labels: np.ndarray, keep: np.ndarray,
-                in_memory: dict[str, Any], example_size: int) -> dict[str, Any]:
-    """Model file + predict_scene on the GeoTIFF series of one seed; test IoU vs in-memory."""
+def whole_scene(row: Learned, sc: Any, layout: Any, norm: Any, dates: list, series: Series,
+                seed: int, opts: Options, work: Path, labels: np.ndarray, keep: np.ndarray,
+                in_memory: dict[str, Any], win: tuple[int, int, int, int],
+                onnx_cache: dict[str, tuple[bytes, float]]) -> dict[str, Any]:
+    """Model file + predict_scene on the GeoTIFF series of one seed; test IoU vs in-memory.
+
+    ``series`` is the in-memory series of the same seed and dates (what ``in_memory`` was
+    computed from); the class maps are compared pixel by pixel on the test pixels. Tiles
+    of ``opts.tile_sweep`` are run as well (overlap a quarter of the tile). The ONNX graph
+    is exported once per architecture (``onnx_cache``: ``{arch: (bytes, seconds)}``).
+    """
     from glacierkit.dl.bundle import bundle_from_model, save_bundle
     from glacierkit.dl.export import export_onnx
     from glacierkit.dl.predict import predict_scene
@@ -445,9 +513,11 @@ def whole_scene(row: Learned, sc: Any, layout: Any, norm: Any, dates: list, seed
     from glacierkit.io import open_raster
     from glacierkit.series import open_series
 
-    t0 = time.perf_counter()
-    onnx = export_onnx(row.model, example_size=(example_size, example_size))
-    t_export = time.perf_counter() - t0
+    if row.arch not in onnx_cache:
+        t0 = time.perf_counter()
+        onnx_cache[row.arch] = (export_onnx(row.model, example_size=(opts.patch, opts.patch)),
+                                time.perf_counter() - t0)
+    onnx, t_export = onnx_cache[row.arch]
     bundle = bundle_from_model(
         row.model, layout=layout.to_dict(), norm=norm.to_dict(), classes=CLASSES,
         calibration=row.calibration, tile={"size": opts.tile, "overlap": opts.overlap},
@@ -460,40 +530,48 @@ def whole_scene(row: Learned, sc: Any, layout: Any, norm: Any, dates: list, seed
     write_synthetic_series(sdir, sc.labels, sc.grid, dates, dem=sc.dem, seed=seed,
                            name_style="plain", overwrite=True)
     stack = open_series(sdir / "dates.csv", scale="power")
-    t1 = time.perf_counter()
-    pr = predict_scene(mfile, {"s1": stack}, work / f"pred-{row.name}", backend="onnx",
-                       write_probabilities=True, outlines=False, overwrite=True,
-                       progress=False)
-    t_pred = time.perf_counter() - t1
-    classes = open_raster(pr.paths["classes"]).data[0]
-    classes = np.where(np.isfinite(classes), classes, IGNORE).astype(np.uint8)
-    probs = open_raster(pr.paths["probabilities"]).data
-    scores = outline_scores(np.where(classes == IGNORE, 0, classes).astype(np.uint8), labels,
-                            keep & (classes != IGNORE), sc.grid)
-    return {"model": row.name, "protocol": row.protocol, "seed": seed,
-            "n_dates": int(stack.n_dates), "tile": opts.tile, "overlap": opts.overlap,
-            "backend": pr.backend,
-            "iou_whole_scene": scores["iou"], "iou_in_memory": in_memory["iou"],
-            "f1_whole_scene": scores["f1"],
+    r0, r1, c0, c1 = win
+    mem = np.zeros(labels.shape, np.uint8)
+    mem[r0:r1, c0:c1] = probabilities(row, model_logits(row.model, series,
+                                                        norm.select(layout.time_mask),
+                                                        win))["classes"]
+    out: dict[str, Any] = {"model": row.name, "protocol": row.protocol, "seed": seed,
+                           "n_dates": int(stack.n_dates), "iou_in_memory": in_memory["iou"],
+                           "export_s": t_export, "tiles": []}
+    for tile in (opts.tile, *opts.tile_sweep):
+        overlap = opts.overlap if tile == opts.tile else tile // 4
+        t1 = time.perf_counter()
+        pr = predict_scene(mfile, {"s1": stack}, work / f"pred-{row.name}-{tile}",
+                           backend="onnx", tile_size=tile, overlap=overlap,
+                           write_probabilities=True, outlines=False, overwrite=True,
+                           progress=False, threads=opts.threads)
+        t_pred = time.perf_counter() - t1
+        classes = open_raster(pr.paths["classes"]).data[0]
+        classes = np.where(np.isfinite(classes), classes, IGNORE).astype(np.uint8)
+        probs = open_raster(pr.paths["probabilities"]).data
+        ok = keep & (classes != IGNORE)
+        scores = outline_scores(np.where(classes == IGNORE, 0, classes).astype(np.uint8),
+                                labels, ok, sc.grid)
+        out["tiles"].append({
+            "tile": tile, "overlap": overlap, "backend": pr.backend,
+            "iou_whole_scene": scores["iou"], "f1_whole_scene": scores["f1"],
+            "agreement_with_in_memory": float(np.mean(classes[ok] == mem[ok])),
             "glacier_probability_test_mean": float(np.nanmean(probs[1][keep])),
-            "n_test_pixels_predicted": int((keep & (classes != IGNORE)).sum()),
-            "export_s": t_export, "predict_s": t_pred}
+            "n_test_pixels_predicted": int(ok.sum()), "predict_s": t_pred})
+    out.update(out["tiles"][0])
+    return out
 
 
 # ---------------------------------------------------------------------------- main
 def run(opts: Options) -> dict[str, Any]:
-    """The whole experiment; returns the report (also what ``--json`` writes)."""
+    """The whole experiment; returns the report (also what ``--json`` writes).
+
+    ``opts.threads`` sets torch's CPU threads for the run (restored afterwards) and ONNX
+    Runtime's in the whole-scene check.
+    """
     import torch
 
-    from glacierkit import __version__
-    from glacierkit.dl.data import PatchDataset
-    from glacierkit.dl.sources import NormStats, SourceGroup, SourceLayout, pixel_size_m
-    from glacierkit.dl.split import make_split
-    from glacierkit.mapping.pipeline import fit_calibration
-
-    t_start = time.perf_counter()
-    if opts.threads:
-        torch.set_num_threads(opts.threads)
+    threads = torch.get_num_threads()
     tmp = None
     if opts.out:
         work = Path(opts.out)
@@ -501,6 +579,25 @@ def run(opts: Options) -> dict[str, Any]:
     else:
         tmp = tempfile.TemporaryDirectory(prefix="sar-series-")
         work = Path(tmp.name)
+    try:
+        if opts.threads:
+            torch.set_num_threads(opts.threads)
+        return _run(opts, work)
+    finally:
+        torch.set_num_threads(threads)
+        if tmp is not None:
+            tmp.cleanup()
+
+
+def _run(opts: Options, work: Path) -> dict[str, Any]:
+    import torch
+
+    from glacierkit import __version__
+    from glacierkit.dl.data import PatchDataset
+    from glacierkit.dl.sources import NormStats, SourceGroup, SourceLayout, pixel_size_m
+    from glacierkit.dl.split import make_split
+
+    t_start = time.perf_counter()
     sc = load_scene(opts)
     grid = sc.grid
     labels = sc.labels.astype(np.uint8)
@@ -528,8 +625,10 @@ def run(opts: Options) -> dict[str, Any]:
     print("training ...", flush=True)
     trained = train_models(opts, train_a, labels, split, norm, work)
     tconf = trained.pop("_config")
+    t_train = time.perf_counter() - t_start - t_data
 
     # -- calibration on validation pixels, per model and protocol
+    margin = 2 * opts.patch       # context around the evaluated part in window inference
     rows: list[Learned] = []
     for arch in opts.archs:
         protos = ("a", "b") if arch == "utae" else ("a",)
@@ -538,20 +637,21 @@ def run(opts: Options) -> dict[str, Any]:
             val_ds = PatchDataset([cal_series.stack], [labels], split, split="val",
                                   patch_size=opts.patch, norm=norm, stride=opts.patch // 2,
                                   min_labelled=0.25)
-            model = trained[arch]["model"]
-            cal, rec = fit_calibration(model, val_ds, "auto", seed=TRAIN_SEED)
-            rows.append(Learned(f"{arch}-{proto}", arch, proto, model, cal, rec))
+            row = Learned(f"{arch}-{proto}", arch, proto, trained[arch]["model"])
+            calibrate(row, val_ds, cal_series, labels, val, norm_t, margin)
+            rows.append(row)
     # -- error correlation area from validation residuals (validation pixels only)
     corr_series = {"a": [train_a] + [simulate(sc, layout, da, s) for s in opts.corr_seeds],
                    "b": [train_b] + [simulate(sc, layout, dates_b(s), s)
                                      for s in opts.corr_seeds]}
     for row in rows:
-        fit_validation(row, corr_series[row.protocol], labels, val, norm_t, block_px)
+        fit_correlation(row, corr_series[row.protocol], labels, val, norm_t, block_px, margin)
     del corr_series
+    t_cal = time.perf_counter() - t_start - t_data - t_train
 
     # -- evaluation seeds
     print(f"evaluating {opts.seeds} seeds ...", flush=True)
-    win = window_of(test, 2 * opts.patch)
+    win = window_of(test, margin)
     tbox = window_of(test, 0)
     per_seed: dict[str, list[dict[str, Any]]] = {r.name: [] for r in rows}
     base: dict[str, list[dict[str, Any] | None]] = {
@@ -575,14 +675,17 @@ def run(opts: Options) -> dict[str, Any]:
 
     # -- whole-scene path (U-TAE model file, predict_scene on GeoTIFFs of seed 1)
     checks = []
+    t_whole0 = time.perf_counter()
     if opts.whole_scene:
         print("whole-scene predict_scene check ...", flush=True)
+        onnx_cache: dict[str, tuple[bytes, float]] = {}
         for row in rows:
             if row.arch != "utae":
                 continue
-            dates, _ = first_series[row.protocol]
-            checks.append(whole_scene(row, sc, layout, norm, dates, 1, opts, work, labels,
-                                      keep, per_seed[row.name][0], opts.patch))
+            dates, ser = first_series[row.protocol]
+            checks.append(whole_scene(row, sc, layout, norm, dates, ser, 1, opts, work,
+                                      labels, keep, per_seed[row.name][0], win,
+                                      onnx_cache))
 
     # -- report
     report: dict[str, Any] = {
@@ -604,33 +707,36 @@ def run(opts: Options) -> dict[str, Any]:
         "training": {**tconf, **{a: {k: v for k, v in trained[a].items() if k != "model"}
                                  for a in opts.archs}},
         "models": {}, "baselines": {}, "whole_scene": checks,
-        "timing_s": {"data": t_data, "evaluation": t_eval},
+        "timing_s": {"data": t_data, "training": t_train, "calibration_correlation": t_cal,
+                     "evaluation": t_eval, "whole_scene": time.perf_counter() - t_whole0},
     }
     for row in rows:
         res = per_seed[row.name]
         rep: dict[str, Any] = {
             "arch": row.arch, "protocol": row.protocol,
             "train_s": trained[row.arch]["train_s"],
-            "calibration": row.cal_record, "correlation": row.correlation,
-            "pixels_per_sample": row.pixels_per_sample,
+            "calibration": row.cal_record, "calibration_patches": row.cal_record_patches,
+            "correlation": row.correlation, "pixels_per_sample": row.pixels_per_sample,
             "metrics": {k: summary([r[k] for r in res]) for k in
                         ("iou", "f1", "area_dev_pct", "area_dev_km2", "boundary_mean_m",
-                         "boundary_median_m", "ece_before", "ece_after", "n_dates",
-                         "expected_area_km2")},
-            "coverage": {}, "per_seed": res}
-        for key in res[0]["areas"]:
-            k = sum(r["areas"][key]["covered"] for r in res)
-            n = len(res)
-            rep["coverage"][key] = {
-                "covered": k, "n": n, "share": k / n, "wilson95": wilson(k, n),
-                "mean_width_km2": float(np.mean([r["areas"][key]["upper_km2"]
-                                                 - r["areas"][key]["lower_km2"]
-                                                 for r in res])),
-                "mean_std_km2": float(np.mean([r["areas"][key]["std_km2"] for r in res]))}
-        err = np.array([r["expected_area_km2"] - r["true_area_km2"] for r in res])
-        rep["area_error_km2"] = {"mean": float(err.mean()),
-                                 "std": float(err.std(ddof=1)) if err.size > 1 else 0.0,
-                                 "rmse": float(np.sqrt(np.mean(err ** 2)))}
+                         "boundary_median_m", "ece_before", "ece_after", "ece_after_patches",
+                         "n_dates", *(f"expected_area_km2_{c}" for c in AREA_CALS))},
+            "coverage": {}, "area_error_km2": {}, "per_seed": res}
+        n = len(res)
+        for cal in AREA_CALS:
+            rep["coverage"][cal] = {}
+            for key, _, _ in INTERVALS:
+                a = [r["areas"][cal][key] for r in res]
+                k = sum(x["covered"] for x in a)
+                rep["coverage"][cal][key] = {
+                    "covered": k, "n": n, "share": k / n, "wilson95": wilson(k, n),
+                    "mean_width_km2": float(np.mean([x["upper_km2"] - x["lower_km2"]
+                                                     for x in a])),
+                    "mean_std_km2": float(np.mean([x["std_km2"] for x in a]))}
+            err = np.array([r[f"expected_area_km2_{cal}"] - r["true_area_km2"] for r in res])
+            rep["area_error_km2"][cal] = {
+                "mean": float(err.mean()), "std": float(err.std(ddof=1)) if n > 1 else 0.0,
+                "rmse": float(np.sqrt(np.mean(err ** 2)))}
         report["models"][row.name] = rep
     for key, res in base.items():
         ok = [r for r in res if r is not None]
@@ -642,8 +748,6 @@ def run(opts: Options) -> dict[str, Any]:
                          "boundary_median_m", "n_dates")} if ok else {},
             "per_seed": res}
     report["timing_s"]["total"] = time.perf_counter() - t_start
-    if tmp is not None:
-        tmp.cleanup()
     return report
 
 
@@ -699,38 +803,45 @@ def tables(rep: dict[str, Any]) -> str:
             f"{m['ece_after']['mean']:.3f} ({r['calibration']['method']}) | "
             f"{r['train_s']:.0f} |")
     lines.append("")
-    lines.append("Area of the test part from the calibrated probabilities, 95 % intervals "
+    lines.append("Area of the test part from calibrated glacier probabilities, 95 % intervals "
                  f"({rep['scene']['block_px']} px = {BLOCK_M / 1000:.1f} km blocks); coverage = "
-                 f"seeds whose interval holds the true area (Wilson 95 % range):")
+                 "seeds whose interval holds the true area (Wilson 95 % range of the share), "
+                 "and the mean interval width:")
     lines.append("")
-    lines.append("| model | protocol | expected − true km² (mean ± std) | c from validation "
-                 "(corr. area px) | bootstrap: coverage, mean width | bernoulli c=1: coverage, "
-                 "mean width | bernoulli c=val: coverage, mean width |")
+    lines.append("| model | calibration | expected − true km² (mean ± std over seeds) | "
+                 "c from validation (correlation area px) | block-bootstrap | "
+                 "bernoulli-blocks c = 1 | bernoulli-blocks c from validation |")
     lines.append("|---|---|---|---|---|---|---|")
     for _key, r in rep["models"].items():
-        cov = r["coverage"]
-        cells = []
-        for k in ("block-bootstrap", "bernoulli c=1", "bernoulli c=val"):
-            c = cov[k]
-            lo, hi = c["wilson95"]
-            cells.append(f"{c['covered']}/{c['n']} ({lo:.2f}–{hi:.2f}), "
-                         f"{c['mean_width_km2']:.2f} km²")
-        e = r["area_error_km2"]
-        corr = r["correlation"] or {}
-        lines.append(f"| {NAMES.get(r['arch'], r['arch'])} | ({r['protocol']}) | "
-                     f"{e['mean']:+.2f} ± {e['std']:.2f} | {r['pixels_per_sample']:.1f} "
-                     f"({corr.get('correlation_area_px', math.nan):.1f}) | "
-                     + " | ".join(cells) + " |")
+        for cal in AREA_CALS:
+            cov = r["coverage"][cal]
+            cells = []
+            for k, _, _ in INTERVALS:
+                c = cov[k]
+                lo, hi = c["wilson95"]
+                cells.append(f"{c['covered']}/{c['n']} ({lo:.2f}–{hi:.2f}), "
+                             f"{c['mean_width_km2']:.2f} km²")
+            e = r["area_error_km2"][cal]
+            corr = r["correlation"].get(cal, {})
+            name = (f"{r['calibration']['method']} (pipeline)" if cal == "pipeline"
+                    else "isotonic on p(glacier)")
+            lines.append(f"| {NAMES.get(r['arch'], r['arch'])} ({r['protocol']}) | {name} | "
+                         f"{e['mean']:+.2f} ± {e['std']:.2f} | "
+                         f"{r['pixels_per_sample'][cal]:.1f} "
+                         f"({corr.get('correlation_area_px', math.nan):.1f}) | "
+                         + " | ".join(cells) + " |")
     if rep["whole_scene"]:
         lines.append("")
         lines.append("| whole-scene check | protocol | dates | tile/overlap | IoU predict_scene | "
-                     "IoU in memory | predict s |")
-        lines.append("|---|---|---|---|---|---|---|")
+                     "IoU in memory | same class | predict s |")
+        lines.append("|---|---|---|---|---|---|---|---|")
         for c in rep["whole_scene"]:
-            lines.append(f"| {c['model']} (seed {c['seed']}) | ({c['protocol']}) | "
-                         f"{c['n_dates']} | {c['tile']}/{c['overlap']} | "
-                         f"{c['iou_whole_scene']:.4f} | {c['iou_in_memory']:.4f} | "
-                         f"{c['predict_s']:.1f} |")
+            for t in c["tiles"]:
+                lines.append(f"| {c['model']} (seed {c['seed']}) | ({c['protocol']}) | "
+                             f"{c['n_dates']} | {t['tile']}/{t['overlap']} | "
+                             f"{t['iou_whole_scene']:.4f} | {c['iou_in_memory']:.4f} | "
+                             f"{100 * t['agreement_with_in_memory']:.2f} % | "
+                             f"{t['predict_s']:.1f} |")
     lines.append("")
     t = rep["timing_s"]
     lines.append(f"Total {t['total']:.0f} s (evaluation {t['evaluation']:.0f} s) on "
@@ -743,27 +854,33 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true",
-                    help="a ~2 min version: 3 epochs of 96 samples, 5 seeds")
-    ap.add_argument("--epochs", type=int, default=None, help="training epochs (default 10)")
+                    help="a ~2 min version: 3 epochs of 160 samples, 5 seeds")
+    ap.add_argument("--epochs", type=int, default=None, help="training epochs (default 12)")
     ap.add_argument("--samples", type=int, default=None,
                     help="training patches per epoch (default 320)")
     ap.add_argument("--seeds", type=int, default=None,
                     help="evaluation / coverage seeds (default 20)")
     ap.add_argument("--no-whole-scene", action="store_true",
                     help="skip the predict_scene check")
-    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch and ONNX Runtime CPU threads (default 1: on a shared 2-core "
+                         "machine two intra-op threads ran up to 50x slower under load)")
     ap.add_argument("--out", default=None, help="keep checkpoints, model files and "
                     "GeoTIFFs here (default: a temporary folder)")
+    ap.add_argument("--resume", action="store_true",
+                    help="reuse (or continue) the training checkpoints in --out; the training "
+                         "times then count this call only")
     ap.add_argument("--json", default=None, help="write the full report here")
     a = ap.parse_args(argv)
     opts = Options()
     if a.quick:
-        opts = dataclasses.replace(opts, epochs=3, samples=96, seeds=5, n_resamples=2000)
+        opts = dataclasses.replace(opts, epochs=3, samples=160, seeds=5, n_resamples=2000)
     for name in ("epochs", "samples", "seeds", "threads", "out"):
         v = getattr(a, name)
         if v is not None:
             setattr(opts, name, v)
     opts.whole_scene = not a.no_whole_scene
+    opts.resume = a.resume
     rep = run(opts)
     print()
     print(tables(rep))
