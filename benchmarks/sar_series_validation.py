@@ -22,13 +22,21 @@ What is run (one pass, descending, one year 2021):
   budgets (epochs, samples per epoch, patch, batch, augmentations, learning rate), on the CPU;
   the best epoch by validation IoU is kept. The same U-TAE is applied to protocol (b) (it was
   trained on protocol (a) with date dropout and date jitter).
-* **calibration**: :func:`glacierkit.mapping.pipeline.fit_calibration` (``auto``: temperature
-  or isotonic, whichever has the lower ECE on a held-out half of the validation pixels) on the
-  validation part of the seed-0 series of the model's protocol; never on test pixels.
+* **calibration** (validation pixels only, never test pixels): the rule of
+  :func:`glacierkit.mapping.pipeline.fit_calibration` (``auto``: none, temperature or
+  isotonic, whichever has the lowest ECE on a held-out half of the pixels;
+  :func:`~glacierkit.metrics.calibration.choose_calibration`) fitted on validation logits
+  computed like the test logits (one forward pass over a window of the part, see below),
+  on two sets of validation pixels: ``train-series``, the validation part of the seed-0
+  series the model was trained on (what ``map train`` does), and ``new-series``, the
+  validation parts of four new, validation-only series (seeds 1001–1004). For comparison,
+  ``fit_calibration`` itself on validation *patches* of the seed-0 series.
 * **evaluation**: new series drawn with the generator seeds 1..N (new speckle, texture,
-  radiometric jitter and, for protocol b, new dates) over the test part; per seed IoU, F1,
-  area deviation, boundary distances (:func:`glacierkit.metrics.outlines.evaluate_outlines`),
-  ECE before/after calibration; the tables give the mean ± std over the seeds.
+  radiometric jitter and, for protocol b, new dates) over the test part; each model runs once
+  over a window of the scene holding the test part and ``2 × patch`` pixels around it (no
+  tiling); per seed IoU, F1, area deviation, boundary distances
+  (:func:`glacierkit.metrics.outlines.evaluate_outlines`), ECE before/after calibration; the
+  tables give the mean ± std over the seeds.
 * **baseline**: Nagler & Rott (2000), :func:`glacierkit.series.sar_ratio` on the dB series,
   −3 dB, with the library's default windows (melt July–August vs reference January–February)
   and with the windows the generator implies (full melt 11 June – 20 September, i.e. its melt
@@ -37,15 +45,17 @@ What is run (one pass, descending, one year 2021):
 * **area**: expected glacier area of the test region from the calibrated probabilities with
   95 % intervals (:func:`glacierkit.metrics.area.area_with_interval`, 3.2 km blocks):
   ``block-bootstrap`` (ICEmapper), ``bernoulli-blocks`` with ``pixels_per_sample = 1`` (the
-  default) and with ``pixels_per_sample`` estimated from the spatial autocorrelation of the
-  validation residuals ``y − p`` (validation parts of the seed-0 series and of two further
-  validation-only seeds, 1001 and 1002). Coverage: how often the interval holds the true area
-  (label pixels × pixel area) over the N evaluation seeds (one trained model).
-* **whole-scene path**: the U-TAE model file (bundle with ONNX graph and calibration) applied
-  with :func:`glacierkit.dl.predict.predict_scene` to the GeoTIFF series of the first
-  evaluation seed (written by :func:`write_synthetic_series`, opened with
-  :func:`glacierkit.series.open_series`), protocols (a) and (b), tile by tile; its test IoU is
-  compared with the in-memory evaluation.
+  default), and ``bernoulli-blocks`` with ``pixels_per_sample`` estimated on the validation
+  parts of four further validation-only series (seeds 1005–1008) in two ways: ``corr``, the
+  error correlation area from the spatial autocorrelation of the residuals ``y − p``, and
+  ``seeds``, the mean squared area error of the validation part across those series relative
+  to its Bernoulli variance. Coverage: how often the interval holds the true area (label
+  pixels × pixel area) over the N evaluation seeds (one trained model).
+* **whole-scene path**: the U-TAE model file (bundle with ONNX graph and the ``new-series``
+  calibration) applied with :func:`glacierkit.dl.predict.predict_scene` to the GeoTIFF series
+  of the first evaluation seed (written by :func:`write_synthetic_series`, opened with
+  :func:`glacierkit.series.open_series`), protocols (a) and (b), tile by tile (128 px tiles,
+  and 64 and 256 px); its test IoU and class map are compared with the in-memory evaluation.
 
 Usage::
 
@@ -76,8 +86,10 @@ BOUNDS = (628980.0, 5180580.0, 655380.0, 5200980.0)
 PASS = "descending"
 YEAR = 2021
 TRAIN_SEED = 0
-CORR_SEEDS = (1001, 1002)
-"""Extra generator seeds whose *validation part* feeds the error-correlation estimate."""
+CAL_SEEDS = tuple(range(1001, 1005))
+"""Validation-only generator seeds whose validation part fits the ``new-series`` calibration."""
+HOLD_SEEDS = tuple(range(1005, 1009))
+"""Validation-only generator seeds whose validation part gives ``pixels_per_sample``."""
 CLASSES = ["off_glacier", "glacier"]
 IGNORE = 255
 BLOCK_M = 3200.0
@@ -103,7 +115,8 @@ class Options:
     samples: int = 320
     lr: float = 2e-3
     seeds: int = 20
-    corr_seeds: tuple[int, ...] = CORR_SEEDS
+    cal_seeds: tuple[int, ...] = CAL_SEEDS
+    hold_seeds: tuple[int, ...] = HOLD_SEEDS
     archs: tuple[str, ...] = ("icemapper3d", "convlstm", "utae")
     size: str = "tiny"
     whole_scene: bool = True
@@ -322,39 +335,49 @@ def summary(values: list[float]) -> dict[str, float]:
 
 
 # ---------------------------------------------------------------------------- rows
-AREA_CALS = ("pipeline", "glacier-isotonic")
-"""Calibrations the area is computed from: the pipeline's map (``auto``: temperature or
-top-label isotonic) and an isotonic regression of the label on the glacier probability."""
+CAL_SETS = ("train-series", "new-series")
+"""Validation pixels the calibration map is fitted on: the validation part of the series the
+model was trained on (seed 0; what ``map train`` does), or the validation parts of new,
+validation-only series (``CAL_SEEDS``)."""
 
-INTERVALS = (("block-bootstrap", "block-bootstrap", False),
-             ("bernoulli c=1", "bernoulli-blocks", False),
-             ("bernoulli c=val", "bernoulli-blocks", True))
-"""(name, method of area_with_interval, pixels_per_sample from validation?)."""
+INTERVALS = (("block-bootstrap", "block-bootstrap", None),
+             ("bernoulli c=1", "bernoulli-blocks", None),
+             ("bernoulli c=corr", "bernoulli-blocks", "corr"),
+             ("bernoulli c=seeds", "bernoulli-blocks", "seeds"))
+"""(name, method of area_with_interval, which validation estimate of pixels_per_sample):
+``corr`` the error correlation area within one realization (spatial autocorrelation of the
+validation residuals), ``seeds`` the spread of the validation part's area error between
+realizations; both from the validation parts of ``HOLD_SEEDS``."""
+
+
+@dataclasses.dataclass
+class CalSet:
+    """One calibration of a model and the ``pixels_per_sample`` estimated for it."""
+
+    calibration: dict[str, Any] | None
+    record: dict[str, Any]
+    pixels_per_sample: dict[str, float] = dataclasses.field(default_factory=dict)
+    correlation: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass
 class Learned:
     """A trained model applied under one protocol, with its calibrations.
 
-    ``calibration`` is the pipeline's map (``choose_calibration(..., "auto")``, the rule of
-    ``fit_calibration``) fitted on validation logits computed like the test logits (one
-    window); ``calibration_patches`` the same rule through ``fit_calibration`` on validation
-    *patches*, as ``map train`` does; ``glacier_iso`` the breakpoints ``(x, y)`` of an
-    isotonic regression of the label on the raw glacier probability (class-wise), fitted on
-    the same validation pixels as ``calibration``.
+    ``cals`` holds the pipeline's rule (``choose_calibration(..., "auto")``, what
+    ``fit_calibration`` applies) fitted on validation logits computed like the test logits
+    (one window over the part), per :data:`CAL_SETS`; ``calibration_patches`` is
+    ``fit_calibration`` itself on validation *patches* of the training series, as
+    ``map train`` does (for comparison of the test ECE).
     """
 
     name: str
     arch: str
     protocol: str
     model: Any
-    calibration: dict[str, Any] | None = None
-    cal_record: dict[str, Any] = dataclasses.field(default_factory=dict)
+    cals: dict[str, CalSet] = dataclasses.field(default_factory=dict)
     calibration_patches: dict[str, Any] | None = None
     cal_record_patches: dict[str, Any] = dataclasses.field(default_factory=dict)
-    glacier_iso: tuple[np.ndarray, np.ndarray] | None = None
-    pixels_per_sample: dict[str, float] = dataclasses.field(default_factory=dict)
-    correlation: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 def _cal_map(d: dict[str, Any] | None) -> Any:
@@ -364,73 +387,92 @@ def _cal_map(d: dict[str, Any] | None) -> Any:
 
 
 def probabilities(row: Learned, logits: np.ndarray) -> dict[str, np.ndarray]:
-    """Classes, raw and calibrated top-class confidence, glacier probability per calibration.
+    """Classes, raw and calibrated top-class confidence and glacier probability.
 
     Args:
         logits: ``(K, h, w)`` raw logits.
+
+    Returns:
+        ``classes``, ``raw`` (max softmax), ``conf_patches``, and per calibration set ``c``
+        ``conf_c`` (calibrated top-class confidence) and ``p_c`` (glacier probability).
     """
     from glacierkit.metrics.calibration import softmax
 
-    p_raw = softmax(logits)
-    cal = _cal_map(row.calibration)
-    out = {"classes": logits.argmax(axis=0).astype(np.uint8), "raw": p_raw.max(axis=0),
-           "conf": cal.confidence(logits, "max"),
-           "conf_patches": _cal_map(row.calibration_patches).confidence(logits, "max"),
-           "p_pipeline": cal.apply(logits)[1]}
-    if row.glacier_iso is not None:
-        out["p_glacier-isotonic"] = np.interp(p_raw[1], *row.glacier_iso)
+    out = {"classes": logits.argmax(axis=0).astype(np.uint8),
+           "raw": softmax(logits).max(axis=0),
+           "conf_patches": _cal_map(row.calibration_patches).confidence(logits, "max")}
+    for name, cs in row.cals.items():
+        cal = _cal_map(cs.calibration)
+        out[f"conf_{name}"] = cal.confidence(logits, "max")
+        out[f"p_{name}"] = cal.apply(logits)[1]
     return out
 
 
-def calibrate(row: Learned, val_ds: Any, s: Series, labels: np.ndarray, val: np.ndarray,
-              norm_t: Any, margin: int) -> None:
-    """Fit the calibrations on validation pixels (never test pixels)."""
-    from sklearn.isotonic import IsotonicRegression
+def _val_pixels(row: Learned, s: Series, labels: np.ndarray, val: np.ndarray, norm_t: Any,
+                win: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(logits (K, h, w), labels (h, w), validation mask (h, w))`` on the window."""
+    r0, r1, c0, c1 = win
+    lg = model_logits(row.model, s, norm_t, win)
+    m = val[r0:r1, c0:c1] & s.stack.valid_mask()[r0:r1, c0:c1]
+    return lg, labels[r0:r1, c0:c1], m
 
+
+def calibrate(row: Learned, val_ds: Any, cal_series: dict[str, list[Series]],
+              hold: list[Series], labels: np.ndarray, val: np.ndarray, norm_t: Any,
+              block_px: int, margin: int) -> None:
+    """Fit the calibrations and their ``pixels_per_sample`` on validation pixels only.
+
+    ``cal_series[name]``: the series whose validation part fits calibration ``name``;
+    ``hold``: validation-only series (seen by no calibration) for ``pixels_per_sample``:
+
+    * ``corr``: :func:`correlation_area` of the residuals ``y − p`` (spatial correlation
+      within one realization);
+    * ``seeds``: ``Σ_k (Σ r)² / Σ_k Σ p(1 − p)`` over the validation part of the series
+      ``k``: the mean squared area error of the validation part between realizations, bias
+      included, relative to its Bernoulli variance. Used for the test part, it assumes that
+      the error variance grows with the Bernoulli variance there as it does on the
+      validation part.
+    """
     from glacierkit.mapping.pipeline import fit_calibration
-    from glacierkit.metrics.calibration import choose_calibration, softmax
+    from glacierkit.metrics.calibration import choose_calibration
 
     row.calibration_patches, row.cal_record_patches = fit_calibration(
         row.model, val_ds, "auto", seed=TRAIN_SEED)
     win = window_of(val, margin)
+    for name, series in cal_series.items():
+        zs, ys = [], []
+        for s in series:
+            lg, y, m = _val_pixels(row, s, labels, val, norm_t, win)
+            zs.append(lg[:, m].T)
+            ys.append(y[m].astype(np.int64))
+        cal, rec = choose_calibration(np.concatenate(zs), np.concatenate(ys), "auto",
+                                      seed=TRAIN_SEED)
+        rec["series"] = [s.stack.name for s in series]
+        row.cals[name] = CalSet(cal, rec)
+    parts: dict[str, tuple[list, list, list, list]] = {k: ([], [], [], []) for k in row.cals}
     r0, r1, c0, c1 = win
-    lg = model_logits(row.model, s, norm_t, win)
-    m = val[r0:r1, c0:c1] & s.stack.valid_mask()[r0:r1, c0:c1]
-    z = lg[:, m].T
-    y = labels[r0:r1, c0:c1][m].astype(np.int64)
-    row.calibration, row.cal_record = choose_calibration(z, y, "auto", seed=TRAIN_SEED)
-    iso = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True,
-                             out_of_bounds="clip").fit(softmax(z)[:, 1], y)
-    row.glacier_iso = (np.asarray(iso.X_thresholds_, dtype=np.float64),
-                       np.asarray(iso.y_thresholds_, dtype=np.float64))
-
-
-def fit_correlation(row: Learned, val_series: list[Series], labels: np.ndarray,
-                    val: np.ndarray, norm_t: Any, block_px: int, margin: int) -> None:
-    """Error correlation of the calibrated glacier probabilities on validation pixels only."""
-    win = window_of(val, margin)
-    r0, r1, c0, c1 = win
-    y = labels[r0:r1, c0:c1].astype(np.float64)
-    parts: dict[str, tuple[list, list, list, list]] = {k: ([], [], [], []) for k in AREA_CALS}
-    for s in val_series:
-        pr = probabilities(row, model_logits(row.model, s, norm_t, win))
-        m = val[r0:r1, c0:c1] & s.stack.valid_mask()[r0:r1, c0:c1]
-        for k in AREA_CALS:
+    for s in hold:
+        lg, y, m = _val_pixels(row, s, labels, val, norm_t, win)
+        pr = probabilities(row, lg)
+        for k in row.cals:
             p = pr[f"p_{k}"]
             resid, pq, masks, sums = parts[k]
             resid.append(y - p)
             pq.append(p * (1 - p))
             masks.append(m)
-            # glacier minus expected pixels over the validation part, and the Bernoulli sd
             sums.append({"seed": s.stack.name, "y_minus_p_px": float((y - p)[m].sum()),
-                         "bernoulli_sd_px": float(np.sqrt((p * (1 - p))[m].sum()))})
+                         "bernoulli_var_px2": float((p * (1 - p))[m].sum())})
     max_lag = max(4, min(block_px // 2, min(r1 - r0, c1 - c0) // 2))
     for k, (resid, pq, masks, sums) in parts.items():
         corr = correlation_area(resid, pq, masks, max_lag)
         corr["validation_sums"] = sums
-        row.correlation[k] = corr
-        row.pixels_per_sample[k] = float(np.clip(corr["pixels_per_sample"], 1.0,
-                                                 block_px ** 2))
+        corr["between_seeds_c"] = (sum(x["y_minus_p_px"] ** 2 for x in sums)
+                                   / sum(x["bernoulli_var_px2"] for x in sums))
+        cs = row.cals[k]
+        cs.correlation = corr
+        cs.pixels_per_sample = {
+            "corr": float(np.clip(corr["pixels_per_sample"], 1.0, block_px ** 2)),
+            "seeds": float(np.clip(corr["between_seeds_c"], 1.0, block_px ** 2))}
 
 
 def evaluate_row(row: Learned, s: Series, labels: np.ndarray, keep: np.ndarray, grid: Any,
@@ -452,28 +494,41 @@ def evaluate_row(row: Learned, s: Series, labels: np.ndarray, keep: np.ndarray, 
     classes = full(pr["classes"], 0).astype(np.uint8)
     out: dict[str, Any] = outline_scores(classes, labels, keep, grid)
     correct = classes[keep] == labels[keep]
-    for key, name in (("ece_before", "raw"), ("ece_after", "conf"),
-                      ("ece_after_patches", "conf_patches")):
-        out[key] = float(expected_calibration_error(full(pr[name], np.nan)[keep], correct))
+    out["ece_before"] = float(expected_calibration_error(full(pr["raw"], np.nan)[keep],
+                                                        correct))
+    out["ece_after_patches"] = float(expected_calibration_error(
+        full(pr["conf_patches"], np.nan)[keep], correct))
     a0, a1, b0, b1 = tbox
     true_km2 = float((labels[keep] == 1).sum()) * px_area / 1e6
     out["true_area_km2"] = true_km2
     out["areas"] = {}
-    for cal in AREA_CALS:
+    for cal, cs in row.cals.items():
+        out[f"ece_after_{cal}"] = float(expected_calibration_error(
+            full(pr[f"conf_{cal}"], np.nan)[keep], correct))
         pg = np.where(keep, full(pr[f"p_{cal}"], np.nan), np.nan)[a0:a1, b0:b1]
         res = {}
-        for key, method, from_val in INTERVALS:
+        for key, method, est in INTERVALS:
             a = area_with_interval(pg, pixel_area_m2=px_area, block_px=block_px,
                                    method=method,
-                                   pixels_per_sample=(row.pixels_per_sample[cal] if from_val
-                                                      else 1.0),
+                                   pixels_per_sample=(1.0 if est is None else
+                                                      cs.pixels_per_sample[est]),
                                    n_resamples=n_resamples, seed=seed)
             a["covered"] = bool(a["lower_km2"] <= true_km2 <= a["upper_km2"])
             res[key] = a
         out["areas"][cal] = res
         out[f"expected_area_km2_{cal}"] = res["bernoulli c=1"]["expected_km2"]
     out["n_dates"] = len(s.days)
+    out["n_melt_dates"] = n_melt_dates(s)
     return out
+
+
+def n_melt_dates(s: Series) -> int:
+    """Dates inside the generator's melt window at full melt (weight 1)."""
+    from glacierkit.dl.synthetic_series import SeriesParams, melt_weight
+
+    p = SeriesParams()
+    return int(sum(melt_weight(t.astype(datetime), p.melt_window_doy, p.melt_ramp_days) >= 1.0
+                   for t in s.acquired))
 
 
 def baseline_row(s: Series, labels: np.ndarray, keep: np.ndarray, grid: Any,
@@ -490,6 +545,7 @@ def baseline_row(s: Series, labels: np.ndarray, keep: np.ndarray, grid: Any,
     cls[cls == 255] = 0     # never inside `keep` (layover/shadow), kept out of the scores
     out = outline_scores(cls, labels, keep, grid)
     out["n_dates"] = len(s.days)
+    out["n_melt_dates"] = n_melt_dates(s)
     out["n_melt"], out["n_reference"] = int(res.melt_index.size), int(res.reference_index.size)
     return out
 
@@ -520,7 +576,8 @@ def whole_scene(row: Learned, sc: Any, layout: Any, norm: Any, dates: list, seri
     onnx, t_export = onnx_cache[row.arch]
     bundle = bundle_from_model(
         row.model, layout=layout.to_dict(), norm=norm.to_dict(), classes=CLASSES,
-        calibration=row.calibration, tile={"size": opts.tile, "overlap": opts.overlap},
+        calibration=row.cals["new-series"].calibration,
+        tile={"size": opts.tile, "overlap": opts.overlap},
         training={"note": "synthetic Sentinel-1 series (glacierkit.dl.synthetic_series), "
                           "benchmarks/sar_series_validation.py"},
         onnx_bytes=onnx, task="mapping",
@@ -629,6 +686,9 @@ def _run(opts: Options, work: Path) -> dict[str, Any]:
 
     # -- calibration on validation pixels, per model and protocol
     margin = 2 * opts.patch       # context around the evaluated part in window inference
+    extra = {p: {k: [simulate(sc, layout, da if p == "a" else dates_b(sd), sd) for sd in seeds]
+                 for k, seeds in (("cal", opts.cal_seeds), ("hold", opts.hold_seeds))}
+             for p in ("a", "b")}
     rows: list[Learned] = []
     for arch in opts.archs:
         protos = ("a", "b") if arch == "utae" else ("a",)
@@ -638,15 +698,11 @@ def _run(opts: Options, work: Path) -> dict[str, Any]:
                                   patch_size=opts.patch, norm=norm, stride=opts.patch // 2,
                                   min_labelled=0.25)
             row = Learned(f"{arch}-{proto}", arch, proto, trained[arch]["model"])
-            calibrate(row, val_ds, cal_series, labels, val, norm_t, margin)
+            calibrate(row, val_ds, {"train-series": [cal_series],
+                                    "new-series": extra[proto]["cal"]},
+                      extra[proto]["hold"], labels, val, norm_t, block_px, margin)
             rows.append(row)
-    # -- error correlation area from validation residuals (validation pixels only)
-    corr_series = {"a": [train_a] + [simulate(sc, layout, da, s) for s in opts.corr_seeds],
-                   "b": [train_b] + [simulate(sc, layout, dates_b(s), s)
-                                     for s in opts.corr_seeds]}
-    for row in rows:
-        fit_correlation(row, corr_series[row.protocol], labels, val, norm_t, block_px, margin)
-    del corr_series
+    del extra
     t_cal = time.perf_counter() - t_start - t_data - t_train
 
     # -- evaluation seeds
@@ -715,15 +771,23 @@ def _run(opts: Options, work: Path) -> dict[str, Any]:
         rep: dict[str, Any] = {
             "arch": row.arch, "protocol": row.protocol,
             "train_s": trained[row.arch]["train_s"],
-            "calibration": row.cal_record, "calibration_patches": row.cal_record_patches,
-            "correlation": row.correlation, "pixels_per_sample": row.pixels_per_sample,
+            "calibration": {k: cs.record for k, cs in row.cals.items()},
+            "calibration_patches": row.cal_record_patches,
+            "correlation": {k: cs.correlation for k, cs in row.cals.items()},
+            "pixels_per_sample": {k: cs.pixels_per_sample for k, cs in row.cals.items()},
             "metrics": {k: summary([r[k] for r in res]) for k in
                         ("iou", "f1", "area_dev_pct", "area_dev_km2", "boundary_mean_m",
-                         "boundary_median_m", "ece_before", "ece_after", "ece_after_patches",
-                         "n_dates", *(f"expected_area_km2_{c}" for c in AREA_CALS))},
+                         "boundary_median_m", "ece_before", "ece_after_patches", "n_dates",
+                         *(f"ece_after_{c}" for c in CAL_SETS),
+                         *(f"expected_area_km2_{c}" for c in CAL_SETS))},
             "coverage": {}, "area_error_km2": {}, "per_seed": res}
+        melt = [r for r in res if r["n_melt_dates"] >= 1]
+        rep["seeds_without_melt_date"] = [i + 1 for i, r in enumerate(res)
+                                          if r["n_melt_dates"] == 0]
+        rep["metrics_with_melt_date"] = {k: summary([r[k] for r in melt]) for k in
+                                         ("iou", "f1", "area_dev_pct", "boundary_mean_m")}
         n = len(res)
-        for cal in AREA_CALS:
+        for cal in CAL_SETS:
             rep["coverage"][cal] = {}
             for key, _, _ in INTERVALS:
                 a = [r["areas"][cal][key] for r in res]
@@ -779,7 +843,8 @@ def tables(rep: dict[str, Any]) -> str:
                  f"evaluation seeds (SYNTHETIC series).")
     lines.append("")
     lines.append("| method | protocol | dates | IoU | F1 | area dev. % | area dev. km² | "
-                 "boundary mean m | boundary median m | ECE before → after | train s |")
+                 "boundary mean m | boundary median m | ECE raw → calibrated: patches / "
+                 "train series / new series | train s |")
     lines.append("|---|---|---|---|---|---|---|---|---|---|---|")
     for _key, b in rep["baselines"].items():
         m = b["metrics"]
@@ -800,8 +865,18 @@ def tables(rep: dict[str, Any]) -> str:
             f"{_ms(m['iou'])} | {_ms(m['f1'])} | {_ms(m['area_dev_pct'], '{:+.1f}')} | "
             f"{_ms(m['area_dev_km2'], '{:+.2f}')} | {_ms(m['boundary_mean_m'], '{:.0f}')} | "
             f"{_ms(m['boundary_median_m'], '{:.0f}')} | {m['ece_before']['mean']:.3f} → "
-            f"{m['ece_after']['mean']:.3f} ({r['calibration']['method']}) | "
-            f"{r['train_s']:.0f} |")
+            f"{m['ece_after_patches']['mean']:.3f} ({r['calibration_patches']['method'][:4]}) / "
+            + " / ".join(f"{m[f'ece_after_{c}']['mean']:.3f} "
+                         f"({r['calibration'][c]['method'][:4]})" for c in CAL_SETS)
+            + f" | {r['train_s']:.0f} |")
+    for _key, r in rep["models"].items():
+        if r["seeds_without_melt_date"]:
+            m = r["metrics_with_melt_date"]
+            lines.append("")
+            lines.append(f"{NAMES.get(r['arch'], r['arch'])} ({r['protocol']}): seeds "
+                         f"{r['seeds_without_melt_date']} have no date in the melt window; "
+                         f"over the {m['iou']['n']} others IoU {_ms(m['iou'])}, F1 "
+                         f"{_ms(m['f1'])}, area dev. {_ms(m['area_dev_pct'], '{:+.1f}')} %.")
     lines.append("")
     lines.append("Area of the test part from calibrated glacier probabilities, 95 % intervals "
                  f"({rep['scene']['block_px']} px = {BLOCK_M / 1000:.1f} km blocks); coverage = "
@@ -809,11 +884,11 @@ def tables(rep: dict[str, Any]) -> str:
                  "and the mean interval width:")
     lines.append("")
     lines.append("| model | calibration | expected − true km² (mean ± std over seeds) | "
-                 "c from validation (correlation area px) | block-bootstrap | "
-                 "bernoulli-blocks c = 1 | bernoulli-blocks c from validation |")
-    lines.append("|---|---|---|---|---|---|---|")
+                 "c: corr / seeds | block-bootstrap | bernoulli-blocks c = 1 | "
+                 "bernoulli-blocks c = corr | bernoulli-blocks c = seeds |")
+    lines.append("|---|---|---|---|---|---|---|---|")
     for _key, r in rep["models"].items():
-        for cal in AREA_CALS:
+        for cal in CAL_SETS:
             cov = r["coverage"][cal]
             cells = []
             for k, _, _ in INTERVALS:
@@ -822,14 +897,11 @@ def tables(rep: dict[str, Any]) -> str:
                 cells.append(f"{c['covered']}/{c['n']} ({lo:.2f}–{hi:.2f}), "
                              f"{c['mean_width_km2']:.2f} km²")
             e = r["area_error_km2"][cal]
-            corr = r["correlation"].get(cal, {})
-            name = (f"{r['calibration']['method']} (pipeline)" if cal == "pipeline"
-                    else "isotonic on p(glacier)")
+            pps = r["pixels_per_sample"][cal]
+            name = f"{cal} ({r['calibration'][cal]['method']})"
             lines.append(f"| {NAMES.get(r['arch'], r['arch'])} ({r['protocol']}) | {name} | "
                          f"{e['mean']:+.2f} ± {e['std']:.2f} | "
-                         f"{r['pixels_per_sample'][cal]:.1f} "
-                         f"({corr.get('correlation_area_px', math.nan):.1f}) | "
-                         + " | ".join(cells) + " |")
+                         f"{pps['corr']:.1f} / {pps['seeds']:.0f} | " + " | ".join(cells) + " |")
     if rep["whole_scene"]:
         lines.append("")
         lines.append("| whole-scene check | protocol | dates | tile/overlap | IoU predict_scene | "
