@@ -29,8 +29,11 @@ What is run (one pass, descending, one year 2021):
   computed like the test logits (one forward pass over a window of the part, see below),
   on two sets of validation pixels: ``train-series``, the validation part of the seed-0
   series the model was trained on (what ``map train`` does), and ``new-series``, the
-  validation parts of four new, validation-only series (seeds 1001–1004). For comparison,
-  ``fit_calibration`` itself on validation *patches* of the seed-0 series.
+  validation parts of four new, validation-only series (seeds 1001–1004); and
+  ``new-series-glacier``, an isotonic regression of the label on the glacier probability
+  fitted on the same new-series pixels (class-wise, so that the expected area equals the
+  glacier area on the fitting pixels). For comparison, ``fit_calibration`` itself on
+  validation *patches* of the seed-0 series.
 * **evaluation**: new series drawn with the generator seeds 1..N (new speckle, texture,
   radiometric jitter and, for protocol b, new dates) over the test part; each model runs once
   over a window of the scene holding the test part and ``2 × patch`` pixels around it (no
@@ -335,10 +338,12 @@ def summary(values: list[float]) -> dict[str, float]:
 
 
 # ---------------------------------------------------------------------------- rows
-CAL_SETS = ("train-series", "new-series")
-"""Validation pixels the calibration map is fitted on: the validation part of the series the
-model was trained on (seed 0; what ``map train`` does), or the validation parts of new,
-validation-only series (``CAL_SEEDS``)."""
+CAL_SETS = ("train-series", "new-series", "new-series-glacier")
+"""Calibrations: the pipeline's rule fitted on the validation part of the series the model was
+trained on (seed 0; what ``map train`` does) or on the validation parts of new,
+validation-only series (``CAL_SEEDS``); and, on the same new-series pixels, an isotonic
+regression of the label on the glacier probability (class-wise: ``Σ p = Σ y`` on the fitting
+pixels, which the top-label maps of the pipeline do not guarantee)."""
 
 INTERVALS = (("block-bootstrap", "block-bootstrap", None),
              ("bernoulli c=1", "bernoulli-blocks", None),
@@ -356,6 +361,7 @@ class CalSet:
 
     calibration: dict[str, Any] | None
     record: dict[str, Any]
+    glacier_iso: tuple[np.ndarray, np.ndarray] | None = None
     pixels_per_sample: dict[str, float] = dataclasses.field(default_factory=dict)
     correlation: dict[str, Any] = dataclasses.field(default_factory=dict)
 
@@ -402,9 +408,14 @@ def probabilities(row: Learned, logits: np.ndarray) -> dict[str, np.ndarray]:
            "raw": softmax(logits).max(axis=0),
            "conf_patches": _cal_map(row.calibration_patches).confidence(logits, "max")}
     for name, cs in row.cals.items():
-        cal = _cal_map(cs.calibration)
-        out[f"conf_{name}"] = cal.confidence(logits, "max")
-        out[f"p_{name}"] = cal.apply(logits)[1]
+        if cs.glacier_iso is not None:
+            p = np.interp(softmax(logits)[1], *cs.glacier_iso)
+            out[f"conf_{name}"] = np.maximum(p, 1.0 - p)
+            out[f"p_{name}"] = p
+        else:
+            cal = _cal_map(cs.calibration)
+            out[f"conf_{name}"] = cal.confidence(logits, "max")
+            out[f"p_{name}"] = cal.apply(logits)[1]
     return out
 
 
@@ -433,8 +444,10 @@ def calibrate(row: Learned, val_ds: Any, cal_series: dict[str, list[Series]],
       the error variance grows with the Bernoulli variance there as it does on the
       validation part.
     """
+    from sklearn.isotonic import IsotonicRegression
+
     from glacierkit.mapping.pipeline import fit_calibration
-    from glacierkit.metrics.calibration import choose_calibration
+    from glacierkit.metrics.calibration import choose_calibration, softmax
 
     row.calibration_patches, row.cal_record_patches = fit_calibration(
         row.model, val_ds, "auto", seed=TRAIN_SEED)
@@ -445,10 +458,19 @@ def calibrate(row: Learned, val_ds: Any, cal_series: dict[str, list[Series]],
             lg, y, m = _val_pixels(row, s, labels, val, norm_t, win)
             zs.append(lg[:, m].T)
             ys.append(y[m].astype(np.int64))
-        cal, rec = choose_calibration(np.concatenate(zs), np.concatenate(ys), "auto",
-                                      seed=TRAIN_SEED)
+        z, y = np.concatenate(zs), np.concatenate(ys)
+        cal, rec = choose_calibration(z, y, "auto", seed=TRAIN_SEED)
         rec["series"] = [s.stack.name for s in series]
         row.cals[name] = CalSet(cal, rec)
+        if name == "new-series":
+            iso = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True,
+                                     out_of_bounds="clip").fit(softmax(z)[:, 1], y)
+            xy = (np.asarray(iso.X_thresholds_, dtype=np.float64),
+                  np.asarray(iso.y_thresholds_, dtype=np.float64))
+            row.cals["new-series-glacier"] = CalSet(
+                None, {"method": "isotonic on p(glacier)", "series": rec["series"],
+                       "n_pixels": int(y.size), "n_breakpoints": int(xy[0].size)},
+                glacier_iso=xy)
     parts: dict[str, tuple[list, list, list, list]] = {k: ([], [], [], []) for k in row.cals}
     r0, r1, c0, c1 = win
     for s in hold:
@@ -835,6 +857,11 @@ def _ms(m: dict[str, float], fmt: str = "{:.3f}") -> str:
     return (fmt + " ± " + fmt).format(m["mean"], m["std"])
 
 
+def _short(method: str) -> str:
+    return {"temperature": "T", "isotonic": "iso", "none": "none",
+            "isotonic on p(glacier)": "iso-p"}.get(method, method)
+
+
 def tables(rep: dict[str, Any]) -> str:
     lines = []
     n = rep["options"]["seeds"]
@@ -844,7 +871,7 @@ def tables(rep: dict[str, Any]) -> str:
     lines.append("")
     lines.append("| method | protocol | dates | IoU | F1 | area dev. % | area dev. km² | "
                  "boundary mean m | boundary median m | ECE raw → calibrated: patches / "
-                 "train series / new series | train s |")
+                 "train series / new series / new series p(glacier) | train s |")
     lines.append("|---|---|---|---|---|---|---|---|---|---|---|")
     for _key, b in rep["baselines"].items():
         m = b["metrics"]
@@ -865,9 +892,10 @@ def tables(rep: dict[str, Any]) -> str:
             f"{_ms(m['iou'])} | {_ms(m['f1'])} | {_ms(m['area_dev_pct'], '{:+.1f}')} | "
             f"{_ms(m['area_dev_km2'], '{:+.2f}')} | {_ms(m['boundary_mean_m'], '{:.0f}')} | "
             f"{_ms(m['boundary_median_m'], '{:.0f}')} | {m['ece_before']['mean']:.3f} → "
-            f"{m['ece_after_patches']['mean']:.3f} ({r['calibration_patches']['method'][:4]}) / "
+            f"{m['ece_after_patches']['mean']:.3f} "
+            f"({_short(r['calibration_patches']['method'])}) / "
             + " / ".join(f"{m[f'ece_after_{c}']['mean']:.3f} "
-                         f"({r['calibration'][c]['method'][:4]})" for c in CAL_SETS)
+                         f"({_short(r['calibration'][c]['method'])})" for c in CAL_SETS)
             + f" | {r['train_s']:.0f} |")
     for _key, r in rep["models"].items():
         if r["seeds_without_melt_date"]:

@@ -75,8 +75,10 @@ def test_every_number_is_produced(report: dict) -> None:
             assert _finite(r["metrics"][key]["mean"]), (name, key)
         assert r["calibration_patches"]["method"] in ("none", "temperature", "isotonic")
         assert r["calibration"]["new-series"]["series"] == ["seed1001"]
-        for cal in mod.CAL_SETS:
+        for cal in ("train-series", "new-series"):
             assert r["calibration"][cal]["method"] in ("none", "temperature", "isotonic")
+        assert r["calibration"]["new-series-glacier"]["series"] == ["seed1001"]
+        for cal in mod.CAL_SETS:
             assert set(r["pixels_per_sample"][cal]) == {"corr", "seeds"}
             assert min(r["pixels_per_sample"][cal].values()) >= 1.0
             assert r["correlation"][cal]["n_pixels"] > 0
