@@ -231,3 +231,24 @@ def test_config_errors_for_series(series_scene):
     raw["series"]["direction"] = "sideways"
     with pytest.raises(InputError, match="direction"):
         parse_config(raw, base=base)
+
+
+def test_fixed_dates_model_refuses_another_number_of_dates(series_scene, tmp_path):
+    """A model with a fixed number of dates (ICEmapper protocol) refuses 12 dates."""
+    from glacierkit.dl.bundle import bundle_from_model, save_bundle
+    from glacierkit.dl.models import build_model
+    from glacierkit.dl.sources import NormStats, SourceGroup, SourceLayout
+
+    layout = SourceLayout((SourceGroup("s1", "sar", ("vv_db",), bands=("vv",), time=True),))
+    model = build_model("icemapper3d", group_channels=(1,), n_classes=2, size="tiny")
+    assert model.time_steps == 15
+    b = bundle_from_model(model, layout=layout.to_dict(),
+                          norm=NormStats(mean=[-8.0], std=[3.0]).to_dict(),
+                          classes=["off_glacier", "glacier"], task="mapping",
+                          series={"selection": {"dates_per_year": 15}})
+    assert b.series["time_steps"] == 15 and not b.series["date_aware"]
+    path = save_bundle(tmp_path / "ice.gkm", b)
+    stack = open_series(series_scene["folder"], scale="power")
+    with pytest.raises(InputError, match="exactly 15 dates") as e:
+        predict_scene(path, {"s1": stack}, tmp_path / "o", check_domain=False)
+    assert "select_per_year" in str(e.value.hint) and "utae" in str(e.value.cli_hint)
