@@ -51,8 +51,8 @@ Notes on the settings:
 
 Usage::
 
-    python benchmarks/series_inference.py --quick --workdir /tmp/gks  # 1024² stacks, ~1.5 min
-    python benchmarks/series_inference.py --json out.json   # the full sizes (about an hour)
+    python benchmarks/series_inference.py --quick --workdir /tmp/gks  # 1024² stacks, minutes
+    python benchmarks/series_inference.py --json out.json   # full sizes: 45 min on 2 cores
     python benchmarks/series_inference.py --models utae --skip-rss --skip-compare --profile
 """
 
@@ -324,6 +324,45 @@ def child_predict(a: argparse.Namespace) -> dict:
             "ort_mem_pattern": a.ort_mem_pattern}
 
 
+def child_outlines(classes_path: str, variant: str) -> dict:
+    """Polygonize a class map as ``predict_scene`` does, or with its small holes filled.
+
+    Both variants first drop glacier regions under ``min_area_km2`` (``_drop_small_regions``,
+    as ``predict_scene`` does). ``"filled"`` then also turns the non-glacier regions under
+    the same area (4-connected; holes in the glacier and small notches) into glacier, with
+    the same band-by-band filter, before polygonizing.
+    """
+    import rasterio
+    import shapely
+
+    from glacierkit.dl import predict as pred
+    from glacierkit.io.raster import read_grid
+    from glacierkit.io.vector import MIN_AREA_KM2, polygonize
+
+    grid = read_grid(classes_path)
+    with rasterio.open(classes_path) as ds:
+        classes = ds.read(1)
+    names = {0: "off_glacier", 1: "glacier"}
+    pred._drop_small_regions(classes, grid, [1], MIN_AREA_KM2)
+    before = _rss_mb()
+    t0 = time.perf_counter()
+    with RssSampler(0.02) as sampler:
+        if variant == "filled":
+            other = (classes == 1).astype(np.uint8)  # 0: another class, 1: glacier
+            other[classes == pred.CLASS_NODATA] = 2
+            pred._drop_small_regions(other, grid, [0], MIN_AREA_KM2)  # small ones → 255
+            classes[other == pred.CLASS_NODATA] = 1
+            del other
+        gdf = polygonize(classes, grid, class_names=names, ignore=(0,),
+                         nodata=pred.CLASS_NODATA)
+    geoms = gdf.geometry.values
+    return {"variant": variant, "seconds": time.perf_counter() - t0,
+            "rss_before_mb": before, "peak_mb": sampler.peak / 2**20,
+            "polygons": len(gdf), "vertices": int(shapely.get_num_coordinates(geoms).sum()),
+            "holes": int(shapely.get_num_interior_rings(geoms).sum()),
+            "glacier_km2": float(gdf["area_km2"].sum())}
+
+
 def spawn(a: argparse.Namespace, *, bundle: str, csv: str, out: Path, backend: str,
           profile_out: Path | None = None, mem_pattern: str = "on") -> dict:
     """One ``predict`` child (fresh process, after ``sync``); its JSON."""
@@ -461,6 +500,19 @@ def print_report(res: dict) -> None:
               f"{b['gdal_cache_limit_mb']:.0f} MB; predict_scene's memory model assumes "
               f"{b['model_activations_mb']:.0f} MB of activations per tile "
               f"({b['model_activations_how']})")
+    oc = res.get("outlines_check")
+    if oc:
+        print(f"\n### Outlines of the {a['rss_size']}² class map (polygonize alone, fresh "
+              f"process each)\n")
+        print("| variant | seconds | RSS before | peak RSS | polygons | vertices | holes | "
+              "glacier km² |")
+        print("|---|---|---|---|---|---|---|---|")
+        for v, o in oc.items():
+            label = ("as predict_scene does" if v == "shipped"
+                     else "non-glacier regions under min_area_km2 filled first")
+            print(f"| {label} | {o['seconds']:.1f} | {o['rss_before_mb']:.0f} MB | "
+                  f"**{o['peak_mb']:.0f} MB** | {o['polygons']} | {o['vertices']:,} | "
+                  f"{o['holes']:,} | {o['glacier_km2']:.1f} |")
     print()
     for name, c in res["checks"].items():
         v = c["value"]
@@ -501,6 +553,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--skip-rss", action="store_true")
     p.add_argument("--no-ort-variant", action="store_true",
                    help="skip the memory run with ONNX Runtime's memory pattern off")
+    p.add_argument("--skip-outlines-check", action="store_true",
+                   help="skip polygonizing the memory run's class map as shipped and with "
+                        "small holes filled (runs alone on a class map left in --workdir "
+                        "by an earlier memory run when --skip-rss is given)")
     p.add_argument("--profile", action="store_true",
                    help="run the speed children under cProfile and print the top functions")
     p.add_argument("--json", type=Path, help="write the results here")
@@ -508,6 +564,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="keep stacks, models and outputs here (reused when present)")
     # child-only options
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--child-outlines", nargs=2, metavar=("CLASSES", "VARIANT"),
+                   help=argparse.SUPPRESS)
     p.add_argument("--backend", help=argparse.SUPPRESS)
     p.add_argument("--bundle", help=argparse.SUPPRESS)
     p.add_argument("--csv", help=argparse.SUPPRESS)
@@ -518,6 +576,9 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     if a.child:
         print(json.dumps(child_predict(a)))
+        return 0
+    if a.child_outlines:
+        print(json.dumps(child_outlines(*a.child_outlines)))
         return 0
     if a.quick:
         a.size, a.rss_size, a.compare_size = 1024, 1024, 512
@@ -617,6 +678,22 @@ def main(argv: list[str] | None = None) -> int:
             res["checks"]["rss_utae_mb"] = {"value": runs["on"]["peak_mb"],
                                             "target": f"<= {RSS_LIMIT_MB:.0f}",
                                             "ok": runs["on"]["peak_mb"] <= RSS_LIMIT_MB}
+        classes_tif = work / f"out_utae_onnx_{a.rss_size}" / "classes.tif"
+        if not a.skip_outlines_check and classes_tif.exists():
+            res["outlines_check"] = {}
+            for variant in ("filled", "shipped"):
+                print(f"  outlines of {classes_tif.parent.name}, {variant} ...", end="",
+                      flush=True)
+                os.sync()
+                proc = subprocess.run([sys.executable, __file__, "--child-outlines",
+                                       str(classes_tif), variant],
+                                      capture_output=True, text=True, check=False)
+                if proc.returncode != 0:
+                    sys.stderr.write(proc.stderr[-5000:])
+                    raise SystemExit(f"outlines child failed with exit code {proc.returncode}")
+                o = json.loads(proc.stdout.strip().splitlines()[-1])
+                res["outlines_check"][variant] = o
+                print(f" {o['seconds']:.1f} s, peak {o['peak_mb']:.0f} MB", flush=True)
     finally:
         if tmp is not None:
             tmp.cleanup()
