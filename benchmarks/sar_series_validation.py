@@ -54,6 +54,9 @@ What is run (one pass, descending, one year 2021):
   ``seeds``, the mean squared area error of the validation part across those series relative
   to its Bernoulli variance. Coverage: how often the interval holds the true area (label
   pixels × pixel area) over the N evaluation seeds (one trained model).
+* **jitter ablation**: the expected area of the protocol-(a) models on the first 10 evaluation
+  seeds drawn again without the generator's per-date scene-wide radiometric jitter
+  (``jitter_db = 0``), to see how much of the seed-to-seed area spread it causes.
 * **whole-scene path**: the U-TAE model file (bundle with ONNX graph and the ``new-series``
   calibration) applied with :func:`glacierkit.dl.predict.predict_scene` to the GeoTIFF series
   of the first evaluation seed (written by :func:`write_synthetic_series`, opened with
@@ -126,6 +129,7 @@ class Options:
     tile: int = 128
     overlap: int = 32
     tile_sweep: tuple[int, ...] = (64, 256)
+    jitter_ablation: bool = True
     n_resamples: int = 4000
     threads: int | None = 1
     out: str | None = None
@@ -170,12 +174,13 @@ class Series:
     stack: Any               # SceneStack
 
 
-def simulate(sc: Any, layout: Any, dates: list[tuple[datetime, str]], seed: int) -> Series:
+def simulate(sc: Any, layout: Any, dates: list[tuple[datetime, str]], seed: int,
+             params: Any = None) -> Series:
     from glacierkit.dl.sources import pixel_size_m, scene_from_arrays, series_days
     from glacierkit.dl.synthetic_series import synthetic_series
 
     res = synthetic_series(sc.labels, dates, dem=sc.dem, pixel_size=pixel_size_m(sc.grid),
-                           seed=seed, with_coherence=False)
+                           seed=seed, with_coherence=False, params=params)
     acq = acquired(dates)
     days, _ = series_days(acq)
     stack = scene_from_arrays(layout, sc.grid, {"s1": res.power[:, None]}, dates=days,
@@ -246,7 +251,10 @@ def train_models(opts: Options, train: Series, labels: np.ndarray, split: Any, n
                      "history": res.history}
         print(f"  trained {arch}: {res.steps} steps in {secs:.0f} s, best val IoU "
               f"{res.best_val_iou:.3f}", flush=True)
-    out["_config"] = {"train": cfg.to_dict(), "augment": augment.to_dict(),
+    out["_config"] = {"train": {k: v for k, v in cfg.to_dict().items()
+                                if k not in ("arch", "size", "overrides", "dropout")},
+                      "model": {"size": opts.size, "dropout": 0.1},
+                      "augment": augment.to_dict(),
                       "samples_per_epoch": opts.samples, "patch": opts.patch}
     return out
 
@@ -751,6 +759,30 @@ def _run(opts: Options, work: Path) -> dict[str, Any]:
                 base[f"nr-{k}-{p}"].append(baseline_row(series[p][1], labels, keep, grid, wdw))
     t_eval = time.perf_counter() - t_eval0
 
+    # -- where the seed-to-seed area spread comes from: the same seeds without the per-date
+    #    scene-wide radiometric jitter (protocol a; the generator's only scene-wide noise)
+    ablation: dict[str, Any] = {}
+    if opts.jitter_ablation:
+        from glacierkit.dl.synthetic_series import SeriesParams
+
+        n_ab = min(10, opts.seeds)
+        pa = [r for r in rows if r.protocol == "a"]
+        for jit in (SeriesParams().jitter_db, 0.0):
+            params = SeriesParams(jitter_db=jit)
+            errs: dict[str, list[float]] = {r.name: [] for r in pa}
+            for seed in range(1, n_ab + 1):
+                ser = simulate(sc, layout, da, seed, params)
+                r0, r1, c0, c1 = win
+                k = keep[r0:r1, c0:c1]
+                for r in pa:
+                    pg = probabilities(r, model_logits(r.model, ser, norm_t, win))
+                    errs[r.name].append(float(pg["p_train-series"][k].sum()
+                                              - (labels[r0:r1, c0:c1][k] == 1).sum())
+                                        * px_area / 1e6)
+            ablation[f"jitter_db={jit}"] = {
+                name: {"mean_km2": float(np.mean(e)), "std_km2": float(np.std(e, ddof=1)),
+                       "n": len(e)} for name, e in errs.items()}
+
     # -- whole-scene path (U-TAE model file, predict_scene on GeoTIFFs of seed 1)
     checks = []
     t_whole0 = time.perf_counter()
@@ -784,7 +816,7 @@ def _run(opts: Options, work: Path) -> dict[str, Any]:
         "protocol_a_dates": [str(d) for d in acquired(da)],
         "training": {**tconf, **{a: {k: v for k, v in trained[a].items() if k != "model"}
                                  for a in opts.archs}},
-        "models": {}, "baselines": {}, "whole_scene": checks,
+        "models": {}, "baselines": {}, "whole_scene": checks, "jitter_ablation": ablation,
         "timing_s": {"data": t_data, "training": t_train, "calibration_correlation": t_cal,
                      "evaluation": t_eval, "whole_scene": time.perf_counter() - t_whole0},
     }
@@ -930,6 +962,19 @@ def tables(rep: dict[str, Any]) -> str:
             lines.append(f"| {NAMES.get(r['arch'], r['arch'])} ({r['protocol']}) | {name} | "
                          f"{e['mean']:+.2f} ± {e['std']:.2f} | "
                          f"{pps['corr']:.1f} / {pps['seeds']:.0f} | " + " | ".join(cells) + " |")
+    if rep.get("jitter_ablation"):
+        lines.append("")
+        lines.append("Expected − true area of the test part (train-series calibration), mean ± "
+                     "std over seeds, with and without the per-date radiometric jitter:")
+        lines.append("")
+        keys = list(rep["jitter_ablation"])
+        lines.append("| model | " + " | ".join(keys) + " |")
+        lines.append("|---|" + "---|" * len(keys))
+        for name in rep["jitter_ablation"][keys[0]]:
+            cells = [f"{rep['jitter_ablation'][k][name]['mean_km2']:+.2f} ± "
+                     f"{rep['jitter_ablation'][k][name]['std_km2']:.2f} km² "
+                     f"(n = {rep['jitter_ablation'][k][name]['n']})" for k in keys]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
     if rep["whole_scene"]:
         lines.append("")
         lines.append("| whole-scene check | protocol | dates | tile/overlap | IoU predict_scene | "
@@ -954,7 +999,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true",
-                    help="a ~2 min version: 3 epochs of 160 samples, 5 seeds")
+                    help="a ~2 min version: 3 epochs of 160 samples, 5 seeds, 2 + 2 "
+                         "validation-only series, no tile sweep, no jitter ablation")
     ap.add_argument("--epochs", type=int, default=None, help="training epochs (default 12)")
     ap.add_argument("--samples", type=int, default=None,
                     help="training patches per epoch (default 320)")
@@ -974,7 +1020,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     a = ap.parse_args(argv)
     opts = Options()
     if a.quick:
-        opts = dataclasses.replace(opts, epochs=3, samples=160, seeds=5, n_resamples=2000)
+        opts = dataclasses.replace(opts, epochs=3, samples=160, seeds=5, n_resamples=2000,
+                                   cal_seeds=CAL_SEEDS[:2], hold_seeds=HOLD_SEEDS[:2],
+                                   tile_sweep=(), jitter_ablation=False)
     for name in ("epochs", "samples", "seeds", "threads", "out"):
         v = getattr(a, name)
         if v is not None:

@@ -101,6 +101,9 @@ def test_every_number_is_produced(report: dict) -> None:
     # the regular-series baseline with the generator's windows is an easy case: near perfect
     assert report["baselines"]["nr-generator-a"]["metrics"]["iou"]["mean"] > 0.8
     assert report["training"]["utae"]["train_s"] > 0
+    for k in ("jitter_db=0.4", "jitter_db=0.0"):
+        ab = report["jitter_ablation"][k]["utae-a"]
+        assert ab["n"] == 3 and _finite(ab["mean_km2"]) and _finite(ab["std_km2"])
     assert "| U-TAE | (b) irregular |" in report["_tables"]
 
 
