@@ -252,3 +252,19 @@ def test_fixed_dates_model_refuses_another_number_of_dates(series_scene, tmp_pat
     with pytest.raises(InputError, match="exactly 15 dates") as e:
         predict_scene(path, {"s1": stack}, tmp_path / "o", check_domain=False)
     assert "select_per_year" in str(e.value.hint) and "utae" in str(e.value.cli_hint)
+
+
+def test_series_prediction_torch_and_onnx_agree(trained, series_scene, tmp_path):
+    import rasterio
+
+    stack = open_series(series_scene["folder"], scale="power")
+    maps = {}
+    for backend in ("onnx", "torch"):
+        r = predict_scene(trained["model"], {"s1": stack}, tmp_path / backend, backend=backend,
+                          progress=False)
+        assert r.backend == backend
+        with rasterio.open(r.confidence) as f:
+            maps[backend] = f.read(1)
+    ok = np.isfinite(maps["onnx"])
+    assert ok.mean() > 0.9
+    assert np.abs(maps["onnx"][ok] - maps["torch"][ok]).max() < 1e-3

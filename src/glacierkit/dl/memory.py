@@ -35,6 +35,12 @@ RUNTIME_FACTOR = 2.0
 #: runtime need measured for the tiny ResU-Net (≈ 700 B/px), for wider models.
 FALLBACK_BYTES_PER_PX = 6000.0
 
+#: Series models, per pixel and date, when the graph's shapes cannot be inferred (ONNX shape
+#: inference stops at a Reshape of the series models): twice the measured ≈ 510 B of a tiny
+#: U-TAE (2.0 GB above the baseline for one 512² × 15-date tile, ONNX Runtime without its
+#: memory pattern; benchmarks/series_inference.py).
+FALLBACK_BYTES_PER_PX_DATE = 1000.0
+
 
 def activation_bytes(onnx_bytes: bytes, inputs: Mapping[str, Sequence[int]]) -> int:
     """Peak bytes of the intermediate tensors alive at once when running an ONNX graph.
@@ -109,7 +115,7 @@ def model_bytes_per_tile(onnx_bytes: bytes | None, *, n_channels: int, n_groups:
         except (ValueError, KeyError, TypeError) as err:
             log.info("could not infer the model's activation memory from its ONNX graph "
                      "(%s); assuming %.0f B per tile pixel", err, FALLBACK_BYTES_PER_PX)
-    per = FALLBACK_BYTES_PER_PX * (n_dates or 1)
+    per = FALLBACK_BYTES_PER_PX if n_dates is None else FALLBACK_BYTES_PER_PX_DATE * n_dates
     return per * h * w, f"assumed {per:.0f} B per pixel"
 
 
