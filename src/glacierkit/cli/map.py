@@ -179,6 +179,9 @@ def predict(
         "protocol; 0 = every date)."),
     year: int | None = typer.Option(None, "--year", help="Series: the mapped year (default: "
                                     "every date of the files)."),
+    area_block_m: float = typer.Option(3200.0, "--area-block-m", min=1.0,
+                                       help="Block edge (m) of the area interval in "
+                                            "report.json (ICEmapper: 3200)."),
 ) -> None:
     """Predict glacier classes, confidence (calibrated if the model is) and outlines.
 
@@ -218,7 +221,8 @@ def predict(
                         tile_size=tile_size, overlap=overlap, tta=tta, mc_samples=mc_samples,
                         region=region, write_probabilities=probabilities,
                         min_area_km2=min_area, align=align, overwrite=overwrite,
-                        allow_domain_shift=allow_domain_shift, max_memory=max_memory)
+                        allow_domain_shift=allow_domain_shift, max_memory=max_memory,
+                        area_block_m=area_block_m)
     if as_json:
         typer.echo(json.dumps(jsonable({
             "paths": res.paths, "backend": res.backend, "device": res.device,

@@ -969,7 +969,8 @@ def predict_scene(bundle_or_path: ModelBundle | str | os.PathLike[str],
                   nodata: NodataRule = "all", threads: int | None = None,
                   seed: int = 0, allow_domain_shift: bool = False,
                   task: str | None = "mapping", check_domain: bool = True,
-                  max_memory: str | int | None = None) -> PredictResult:
+                  max_memory: str | int | None = None,
+                  area_block_m: float = 3200.0) -> PredictResult:
     """Apply a model to a whole scene, tile by tile, and write georeferenced products.
 
     Args:
@@ -1033,6 +1034,8 @@ def predict_scene(bundle_or_path: ModelBundle | str | os.PathLike[str],
             strips (:func:`glacierkit.dl.memory.tiles_per_call`). ``batch_size`` is lowered
             to fit; a tile size of which not even one tile fits is refused before any tile
             runs (:class:`~glacierkit.errors.MemoryBudgetError`).
+        area_block_m: Block edge (m) of the area intervals in ``report.json`` (ICEmapper:
+            3.2 km).
 
     Returns:
         A :class:`PredictResult` with the paths, the backend and the timings.
@@ -1060,6 +1063,8 @@ def predict_scene(bundle_or_path: ModelBundle | str | os.PathLike[str],
         raise InputError(f"nodata must be 'all' or 'any'; got {nodata!r}.")
     if min_area_km2 < 0:
         raise InputError(f"min_area_km2 must be >= 0; got {min_area_km2}.")
+    if not area_block_m > 0:
+        raise InputError(f"area_block_m must be > 0 (metres); got {area_block_m}.")
     k = len(bundle.classes)
     if not 1 <= k < CLASS_NODATA:
         raise InputError(f"the model has {k} classes; classes.tif holds 1–254 classes.")
@@ -1273,7 +1278,7 @@ def predict_scene(bundle_or_path: ModelBundle | str | os.PathLike[str],
                                           n_polys=n_polys, min_area_km2=min_area_km2)
         t = time.perf_counter()
         area = _area_estimate(written["classes"], written["confidence"], grid, bundle,
-                              seed=seed)
+                              seed=seed, block_m=area_block_m)
         stages["area"] = time.perf_counter() - t
         total = time.perf_counter() - t_start
         res = PredictResult(
