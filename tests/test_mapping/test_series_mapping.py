@@ -166,7 +166,7 @@ def test_map_predict_on_a_folder_of_dates(trained, series_scene, tmp_path, capsy
     assert "any number, date-aware" in table and "sar series" in table
     # Dates per year from the CLI: 6 of the 12 dates.
     assert main(["-q", "map", "predict", str(trained["model"]), f"s1={series_scene['folder']}",
-                 "-o", str(tmp_path / "p6"), "--dates-per-year", "6", "--area-block-m",
+                 "-o", str(tmp_path / "p6"), "--dates-per-year", "6", "--interval-block-m",
                  "1000"]) == 0
     rep6 = json.loads((tmp_path / "p6" / "report.json").read_text())
     assert rep6["series"]["dates"] == 6 and rep6["area"]["block_m"] == pytest.approx(1000.0)

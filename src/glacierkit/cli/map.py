@@ -179,7 +179,7 @@ def predict(
         "protocol; 0 = every date)."),
     year: int | None = typer.Option(None, "--year", help="Series: the mapped year (default: "
                                     "every date of the files)."),
-    area_block_m: float = typer.Option(3200.0, "--area-block-m", min=1.0,
+    area_block_m: float = typer.Option(3200.0, "--interval-block-m", min=1.0,
                                        help="Block edge (m) of the area interval in "
                                             "report.json (ICEmapper: 3200)."),
 ) -> None:
