@@ -1244,7 +1244,11 @@ def predict_scene(bundle_or_path: ModelBundle | str | os.PathLike[str],
         # The blended probabilities go straight from the tiled run's finished rows into the
         # products (no temporary probability raster). GDAL's default block cache (5 % of RAM)
         # would dominate the memory of the COG steps.
-        with rasterio.Env(GDAL_CACHEMAX=_GDAL_CACHE_MB * 2**20), \
+        # A series reads T files per tile: a larger block cache keeps the block rows that
+        # neighbouring rows of tiles share (4096² × 15 dates: 3.8 s of window reads with
+        # 128 MB, 2.1 s with 512 MB); capped so that it stays a small part of the budget.
+        cache_mb = _GDAL_CACHE_MB if dates is None else _GDAL_CACHE_MB * 2
+        with rasterio.Env(GDAL_CACHEMAX=cache_mb * 2**20), \
                 contextlib.ExitStack() as products:
             finisher = _Finisher(products, work, grid, bundle.classes,
                                  calibration=bundle.calibration, entropy=mc_samples > 0,
@@ -1255,7 +1259,7 @@ def predict_scene(bundle_or_path: ModelBundle | str | os.PathLike[str],
                                 edge="clamp", blend="cosine", out_bands=_blend_bands(k),
                                 skip_nodata="any" if nodata == "all" else "all",
                                 executor=executor, progress=progress, sink=finisher,
-                                gdal_cache_mb=_GDAL_CACHE_MB, reuse_buffers=True,
+                                gdal_cache_mb=cache_mb, reuse_buffers=True,
                                 accumulate="float32")
             stages["tiles"] = time.perf_counter() - t
             t = time.perf_counter()
