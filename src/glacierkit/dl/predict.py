@@ -1205,10 +1205,13 @@ def predict_scene(bundle_or_path: ModelBundle | str | os.PathLike[str],
         wanted = batch_size if batch_size is not None else (4 if on_gpu else 1)
         batch_size = _tiles_per_call(bundle, budget, layout=layout, n_classes=k,
                                      tile_hw=tile_hw, multiple=multiple, width=grid.width,
-                                     tta=tta, limit=wanted, threaded=wanted > 1 or on_gpu,
+                                     tta=tta, limit=wanted,
+                                     threaded=wanted > 1 or on_gpu or dates is not None,
                                      n_dates=None if dates is None else len(dates))
         executor: Any
-        if batch_size > 1 or on_gpu:
+        # A series tile reads and decodes T windows: one worker thread reads the next tile
+        # while the model runs on this one.
+        if batch_size > 1 or on_gpu or dates is not None:
             # Worker threads read and prepare tiles while the model runs, and gather batches.
             workers = batch_size + 1
             fn.batcher = _Batcher(fn.run_batch, batch_size)
