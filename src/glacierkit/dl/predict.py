@@ -1552,7 +1552,7 @@ def _area_estimate(classes_path: Path, conf_path: Path, grid: Grid, bundle: Mode
     correlation area (``training["error_correlation_px"]``), the Bernoulli-block interval of
     this region's area. ``None`` for other models.
     """
-    from glacierkit.metrics.area import area_from_blocks
+    from glacierkit.metrics.area import area_from_blocks, block_sums
     from glacierkit.metrics.outlines import pixel_area_m2
 
     names = list(bundle.classes)
@@ -1563,27 +1563,18 @@ def _area_estimate(classes_path: Path, conf_path: Path, grid: Grid, bundle: Mode
     px_area = pixel_area_m2(grid)
     bpx = max(1, round(block_m / math.sqrt(px_area)))
     h, w = grid.shape
-    nb_c = -(-w // bpx)
-    cols = np.arange(w) // bpx
-    s_all, v_all, n_all = [], [], []
+    parts = []
     with rasterio.open(classes_path) as rc, rasterio.open(conf_path) as rf:
-        for r0 in range(0, h, bpx):
+        for r0 in range(0, h, bpx):  # one row of blocks at a time
             win = Window(0, r0, w, min(bpx, h - r0))
             c = rc.read(1, window=win)
             f = rf.read(1, window=win).astype(np.float64)
-            valid = (c != CLASS_NODATA) & np.isfinite(f)
             p = np.where(c == g, f, 1.0 - f)
-            p[~valid] = 0.0
-            s_all.append(np.bincount(cols, weights=p.sum(axis=0), minlength=nb_c))
-            v_all.append(np.bincount(cols, weights=(p * (1.0 - p)).sum(axis=0),
-                                     minlength=nb_c))
-            n_all.append(np.bincount(cols, weights=valid.sum(axis=0), minlength=nb_c))
-    s_b, v_b = np.concatenate(s_all), np.concatenate(v_all)
-    n_b = np.concatenate(n_all).astype(np.int64)
-    keep_b = n_b > 0
-    if not keep_b.any():
+            p[c == CLASS_NODATA] = np.nan
+            parts.append(block_sums(p, bpx))
+    s_b, v_b, n_b = (np.concatenate(a) for a in zip(*parts, strict=True))
+    if not n_b.size:
         return None
-    s_b, v_b, n_b = s_b[keep_b], v_b[keep_b], n_b[keep_b]
     boot = area_from_blocks(s_b, v_b, n_b, pixel_area_m2=px_area, block_px=bpx,
                             method="block-bootstrap", seed=seed)
     out: dict[str, Any] = {
