@@ -30,7 +30,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the dl e
         "`pip install 'glacierkit[dl]'`."
     ) from exc
 
-from glacierkit.dl.models.blocks import SegmentationModel
+from glacierkit.dl.models.blocks import SegmentationModel, check_model_args
 from glacierkit.dl.models.convlstm import CONVLSTM_SIZES, ConvLSTMUNet
 from glacierkit.dl.models.facies_cnn import FaciesCNN
 from glacierkit.dl.models.glavitu import GLAVITU_SIZES, GlaViTU
@@ -112,21 +112,9 @@ def build_model(arch: str, *, group_channels: Sequence[int], n_classes: int,
     if size not in presets:
         raise InputError(f"unknown size {size!r} for {arch}; choose one of "
                          f"{', '.join(presets)} or override widths etc. explicitly.")
-    try:
-        gc = tuple(int(c) for c in group_channels)
-    except (TypeError, ValueError):
-        raise InputError(f"group_channels must be a sequence of channel counts per source "
-                         f"group, e.g. (4, 2, 2, 1); got {group_channels!r}.") from None
-    if not gc or any(c < 1 for c in gc):
-        raise InputError(f"group_channels must list at least one group with >= 1 channel "
-                         f"each; got {group_channels!r}.")
-    if int(n_classes) < 2:
-        raise InputError(f"n_classes must be >= 2 (use 2 for glacier / not glacier); "
-                         f"got {n_classes}.")
+    gc = check_model_args(group_channels, n_classes, dropout)
     if int(cond_dim) < 0:
         raise InputError(f"cond_dim must be >= 0 (0 for no conditioning); got {cond_dim}.")
-    if not 0.0 <= float(dropout) < 1.0:
-        raise InputError(f"dropout must be in [0, 1); got {dropout}.")
     config = dict(presets[size])
     unknown = sorted(set(overrides) - set(config))
     if unknown:

@@ -297,6 +297,31 @@ def validate_inputs(
     return present, cond
 
 
+def check_model_args(group_channels: Sequence[int], n_classes: int, dropout: float, *,
+                     what: str = "channel counts per source group",
+                     example: str = "(4, 2, 2, 1)") -> tuple[int, ...]:
+    """Check the arguments every model shares; returns ``group_channels`` as ints.
+
+    Raises:
+        InputError: ``group_channels`` not a non-empty sequence of counts >= 1,
+            ``n_classes`` < 2, or ``dropout`` outside [0, 1).
+    """
+    try:
+        gc = tuple(int(c) for c in group_channels)
+    except (TypeError, ValueError):
+        raise InputError(f"group_channels must be a sequence of {what}, e.g. {example}; got "
+                         f"{group_channels!r}.") from None
+    if not gc or any(c < 1 for c in gc):
+        raise InputError(f"group_channels must list at least one group with >= 1 channel "
+                         f"each; got {group_channels!r}.")
+    if int(n_classes) < 2:
+        raise InputError(f"n_classes must be >= 2 (use 2 for glacier / not glacier); "
+                         f"got {n_classes}.")
+    if not 0.0 <= float(dropout) < 1.0:
+        raise InputError(f"dropout must be in [0, 1); got {dropout}.")
+    return gc
+
+
 class SegmentationModel(nn.Module):
     """Common interface of the glacierkit segmentation models (see ``docs/design/dl.md``).
 

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from glacierkit.dl.models.blocks import UpBlock, checks_enabled, seg_head
+from glacierkit.dl.models.blocks import UpBlock, check_model_args, checks_enabled, seg_head
 from glacierkit.errors import InputError
 
 __all__ = [
@@ -116,22 +116,11 @@ class SeriesSegmentationModel(nn.Module):
     def __init__(self, *, group_channels: Sequence[int], n_classes: int, cond_dim: int,
                  size: str, multiple: int, dropout: float, time_steps: int | None):
         super().__init__()
-        try:
-            gc = tuple(int(c) for c in group_channels)
-        except (TypeError, ValueError):
-            raise InputError(f"group_channels must be a sequence of channels per date per "
-                             f"source group, e.g. (1, 1); got {group_channels!r}.") from None
-        if not gc or any(c < 1 for c in gc):
-            raise InputError(f"group_channels must list at least one group with >= 1 channel "
-                             f"each; got {group_channels!r}.")
-        if int(n_classes) < 2:
-            raise InputError(f"n_classes must be >= 2 (use 2 for glacier / not glacier); "
-                             f"got {n_classes}.")
+        gc = check_model_args(group_channels, n_classes, dropout,
+                              what="channels per date per source group", example="(1, 1)")
         if int(cond_dim) != 0:
             raise InputError(f"the {self.arch} series model takes no conditioning vector; "
                              f"cond_dim must be 0, got {cond_dim}.")
-        if not 0.0 <= float(dropout) < 1.0:
-            raise InputError(f"dropout must be in [0, 1); got {dropout}.")
         if time_steps is not None and int(time_steps) < 1:
             raise InputError(f"time_steps must be >= 1 (or None for any); got {time_steps}.")
         self.group_channels = gc
